@@ -1,0 +1,55 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`. Never on the public listener.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::telemetry::METRICS;
+
+/// Whether the gateway can serve every route: set once what the routes depend on is
+/// loaded.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+pub struct Admin {
+    pub readiness: Arc<Readiness>,
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let (status, content_type, body) = match session.req_header().uri.path() {
+            "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
+            "/readyz" if self.readiness.is_ready() => (200, "text/plain", b"ready\n".to_vec()),
+            "/readyz" => (503, "text/plain", b"not ready\n".to_vec()),
+            "/metrics" => (200, "text/plain; version=0.0.4", METRICS.render()),
+            _ => (
+                404,
+                "text/plain",
+                b"not found: try /healthz, /readyz or /metrics\n".to_vec(),
+            ),
+        };
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .header(http::header::CACHE_CONTROL, "no-store")
+            .body(body)
+            .expect("a valid response")
+    }
+}

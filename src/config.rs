@@ -1,0 +1,811 @@
+//! `gateway.toml`: loading, validation, and the runtime configuration.
+//!
+//! [`load`] reads the file into the serde mirror in [`file`], where leaf values validate
+//! themselves ([`value`]), then turns it into [`Config`] in one step. Every error names the
+//! file, line, column and key, and says what would be accepted. Request code only ever sees
+//! [`Config`].
+
+pub mod file;
+pub mod value;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use url::Url;
+
+pub use file::{AuthMode, Introspection, LoginFlow, SameSite, Store};
+
+use crate::policy::path;
+use crate::policy::route::{Allow, HostPattern, Route, RouteTable, ScopeRules, Upstream};
+use crate::secret::Secret;
+
+/// A configuration that cannot be used. `Display` is the message a user sees.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read the configuration: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: `{key}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The key the error is about (`routes[1].auth`), for tests and tooling.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// The runtime configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: Server,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`); none when `[admin]` is absent.
+    pub admin: Option<SocketAddr>,
+    pub provider: Option<Provider>,
+    pub issuers: Vec<Issuer>,
+    pub claims: Claims,
+    pub session: Option<Session>,
+    pub headers: Headers,
+    pub routes: RouteTable,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    pub public_url: Url,
+    pub tls: Option<Tls>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest bearer token accepted, in bytes. Defaults to 8192.
+    pub max_token_bytes: usize,
+    /// Worker threads. Defaults to the number of CPUs (pingora's own default is 1).
+    pub threads: usize,
+    /// How long SIGTERM waits for requests in flight. Defaults to 10s.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The OpenID provider: logins, and the first issuer of bearer tokens.
+#[derive(Debug)]
+pub struct Provider {
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub login_flow: LoginFlow,
+    /// Accepted `aud` values. Defaults to `[client_id]`.
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub clock_skew: Duration,
+    pub introspection: Introspection,
+    pub introspection_cache: Duration,
+}
+
+/// A further issuer of bearer tokens.
+#[derive(Debug)]
+pub struct Issuer {
+    pub issuer: Url,
+    pub discovery: bool,
+    pub jwks_uri: Option<Url>,
+    pub introspection_endpoint: Option<Url>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub introspection: Introspection,
+    pub introspection_cache: Duration,
+}
+
+/// Where identity lives in tokens: dotted paths, first present wins (lists are merged for
+/// groups and roles). `{client_id}` is already replaced.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub user: Vec<String>,
+    pub email: Vec<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub client: Vec<String>,
+    pub subject: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    /// The first encrypts; all decrypt.
+    pub secrets: Vec<Secret>,
+    pub cookie: String,
+    pub lifetime: Duration,
+    pub refresh: bool,
+    pub same_site: SameSite,
+    pub store: Store,
+    pub redis_url: Option<String>,
+    pub domain: Option<String>,
+}
+
+/// Names of the identity headers sent upstream (and always stripped from clients).
+#[derive(Debug, Clone)]
+pub struct Headers {
+    pub user: http::HeaderName,
+    pub email: http::HeaderName,
+    pub groups: http::HeaderName,
+    pub roles: http::HeaderName,
+    pub subject: http::HeaderName,
+    pub client: http::HeaderName,
+    pub scopes: http::HeaderName,
+    pub access_token: Option<http::HeaderName>,
+}
+
+impl Headers {
+    /// Every configured header name.
+    pub fn all(&self) -> impl Iterator<Item = &http::HeaderName> {
+        [
+            &self.user,
+            &self.email,
+            &self.groups,
+            &self.roles,
+            &self.subject,
+            &self.client,
+            &self.scopes,
+        ]
+        .into_iter()
+        .chain(self.access_token.as_ref())
+    }
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        let h = http::HeaderName::from_static;
+        Headers {
+            user: h("x-auth-request-user"),
+            email: h("x-auth-request-email"),
+            groups: h("x-auth-request-groups"),
+            roles: h("x-auth-request-roles"),
+            subject: h("x-auth-request-subject"),
+            client: h("x-auth-request-client"),
+            scopes: h("x-auth-request-scopes"),
+            access_token: None,
+        }
+    }
+}
+
+/// The default session cookie name; chunks are `_portcullis_1`, `_portcullis_2`, …
+pub const DEFAULT_COOKIE: &str = "_portcullis";
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates configuration text; `path` names it in errors and anchors relative file paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let here = Locator {
+        text,
+        file: path.display().to_string(),
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| here.toml_error(&e, String::new()))?;
+    let raw: file::File = serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = clean_path(&e.path().to_string());
+        here.toml_error(e.inner(), key)
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Builder {
+        here: &here,
+        base: &base,
+    }
+    .build(raw, path)
+}
+
+/// Turns byte offsets into line and column.
+struct Locator<'a> {
+    text: &'a str,
+    file: String,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn span<T>(
+        &self,
+        s: &toml::Spanned<T>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        self.at(s.span().start, key, message)
+    }
+
+    fn toml_error(&self, e: &toml::de::Error, key: String) -> ConfigError {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim().to_owned();
+        let key = if key.is_empty() {
+            "(file)".to_owned()
+        } else {
+            key
+        };
+        self.at(offset, key, message)
+    }
+}
+
+/// `serde_path_to_error` sees the inside of `toml::Spanned`; hide it from users.
+fn clean_path(p: &str) -> String {
+    p.split('.')
+        .filter(|seg| !seg.contains("$__serde_spanned") && *seg != "?")
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace(".[", "[")
+}
+
+struct Builder<'a> {
+    here: &'a Locator<'a>,
+    base: &'a Path,
+}
+
+impl Builder<'_> {
+    fn build(&self, raw: file::File, path: &Path) -> Result<Config, ConfigError> {
+        let server = self.server(raw.server)?;
+        let admin = raw.admin.map(|a| a.listen);
+        if let Some(addr) = &admin {
+            if server.listen.contains(&addr.get_ref().0) {
+                return Err(self.here.span(addr, "admin.listen", format!(
+                    "{} is also a public listener: the admin endpoints must never be on the public listener",
+                    addr.get_ref().0
+                )));
+            }
+        }
+        let admin = admin.map(|a| a.into_inner().0);
+        let provider = raw.provider.map(|p| self.provider(p)).transpose()?;
+        let client_id = provider.as_ref().map(|p| p.client_id.as_str());
+        let issuers = raw
+            .issuers
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.issuer(i, s, provider.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let claims = claims(raw.claims, client_id.unwrap_or("portcullis"));
+        let session = raw.session.map(|s| self.session(s)).transpose()?;
+        let headers = headers(raw.headers);
+        let routes = self.routes(raw.routes, provider.is_some(), session.is_some())?;
+        Ok(Config {
+            file: path.to_path_buf(),
+            server,
+            admin,
+            provider,
+            issuers,
+            claims,
+            session,
+            headers,
+            routes,
+        })
+    }
+
+    fn server(&self, s: file::Server) -> Result<Server, ConfigError> {
+        if s.listen.get_ref().is_empty() {
+            return Err(self.here.span(
+                &s.listen,
+                "server.listen",
+                "at least one address is needed, such as [\"127.0.0.1:8080\"]",
+            ));
+        }
+        let url_at = s.public_url.span().start;
+        let public_url = s.public_url.into_inner().0;
+        if !matches!(public_url.path(), "" | "/") || public_url.query().is_some() {
+            return Err(self.here.at(url_at, "server.public_url", format!(
+                "`{public_url}` must be an origin such as \"https://app.example.com\", without path or query"
+            )));
+        }
+        let max_token_bytes = match s.max_token_bytes {
+            Some(v) if !(256..=1_048_576).contains(v.get_ref()) => {
+                return Err(self.here.span(
+                    &v,
+                    "server.max_token_bytes",
+                    "expected a number of bytes from 256 to 1048576",
+                ))
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => 8192,
+        };
+        let threads = match s.threads {
+            Some(v) if !(1..=1024).contains(v.get_ref()) => {
+                return Err(self.here.span(
+                    &v,
+                    "server.threads",
+                    "expected 1 to 1024 worker threads",
+                ))
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let tls = s
+            .tls
+            .map(|t| -> Result<Tls, ConfigError> {
+                Ok(Tls {
+                    cert: self.existing_file(&t.cert, "server.tls.cert")?,
+                    key: self.existing_file(&t.key, "server.tls.key")?,
+                })
+            })
+            .transpose()?;
+        Ok(Server {
+            listen: s.listen.into_inner().into_iter().map(|l| l.0).collect(),
+            public_url,
+            tls,
+            trusted_proxies: s.trusted_proxies.into_iter().map(|c| c.0).collect(),
+            max_token_bytes,
+            threads,
+            shutdown_grace: s.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
+        })
+    }
+
+    /// A file named relative to the configuration's folder, which must exist.
+    fn existing_file(
+        &self,
+        raw: &toml::Spanned<value::Text>,
+        key: &str,
+    ) -> Result<PathBuf, ConfigError> {
+        let p = self.base.join(&raw.get_ref().0);
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(self
+                .here
+                .span(raw, key, format!("no file at `{}`", p.display())))
+        }
+    }
+
+    fn provider(&self, sp: toml::Spanned<file::Provider>) -> Result<Provider, ConfigError> {
+        let at = sp.span().start;
+        let p = sp.into_inner();
+        let client_id = p.client_id.0;
+        if client_id.is_empty() {
+            return Err(self.here.at(at, "provider.client_id", "must not be empty"));
+        }
+        let scopes: Vec<String> = p
+            .scopes
+            .map(|v| v.into_iter().map(|t| t.0).collect())
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(self.here.at(
+                at,
+                "provider.scopes",
+                "must include \"openid\" (OpenID Connect logins need it)",
+            ));
+        }
+        let algorithms = self.algorithms(p.algorithms, "provider.algorithms")?;
+        Ok(Provider {
+            issuer: p.issuer.0,
+            audiences: p
+                .audiences
+                .map(texts)
+                .unwrap_or_else(|| vec![client_id.clone()]),
+            client_id,
+            client_secret: p.client_secret.map(|s| s.0),
+            scopes,
+            login_flow: p.login_flow.unwrap_or(LoginFlow::Code),
+            algorithms,
+            clock_skew: p.clock_skew.map_or(Duration::from_secs(30), |d| d.0),
+            introspection: p.introspection.unwrap_or(Introspection::Auto),
+            introspection_cache: p
+                .introspection_cache
+                .map_or(Duration::from_secs(60), |d| d.0),
+        })
+    }
+
+    fn algorithms(
+        &self,
+        raw: Option<toml::Spanned<Vec<value::Alg>>>,
+        key: &str,
+    ) -> Result<Vec<jsonwebtoken::Algorithm>, ConfigError> {
+        match raw {
+            None => Ok(vec![
+                jsonwebtoken::Algorithm::RS256,
+                jsonwebtoken::Algorithm::ES256,
+            ]),
+            Some(s) if s.get_ref().is_empty() => Err(self.here.span(
+                &s,
+                key,
+                format!(
+                    "at least one algorithm is needed: {}",
+                    value::ACCEPTED_ALGORITHMS
+                ),
+            )),
+            Some(s) => Ok(s.into_inner().into_iter().map(|a| a.0).collect()),
+        }
+    }
+
+    fn issuer(
+        &self,
+        i: usize,
+        sp: toml::Spanned<file::Issuer>,
+        provider: Option<&Provider>,
+    ) -> Result<Issuer, ConfigError> {
+        let at = sp.span().start;
+        let key = |k: &str| format!("issuers[{i}].{k}");
+        let x = sp.into_inner();
+        let discovery = x.discovery.unwrap_or(true);
+        if !discovery && x.jwks_uri.is_none() && x.introspection_endpoint.is_none() {
+            return Err(self.here.at(
+                at,
+                key("discovery"),
+                "with discovery = false, give `jwks_uri`, `introspection_endpoint`, or both",
+            ));
+        }
+        let introspection = x.introspection.unwrap_or(Introspection::Auto);
+        let client_id = x.client_id.map(|t| t.0);
+        let client_secret = x.client_secret.map(|s| s.0);
+        if x.introspection_endpoint.is_some()
+            && introspection == Introspection::Auto
+            && (client_id.is_none() || client_secret.is_none())
+        {
+            return Err(self.here.at(at, key("client_id"), "introspection needs `client_id` and `client_secret` (sent as HTTP Basic, client_secret_basic)"));
+        }
+        let audiences = match x.audiences {
+            Some(a) => texts(a),
+            None => match (&client_id, provider) {
+                (Some(c), _) => vec![c.clone()],
+                (None, Some(p)) => p.audiences.clone(),
+                (None, None) => {
+                    return Err(self.here.at(
+                        at,
+                        key("audiences"),
+                        "give the accepted `aud` values, e.g. [\"portcullis\"]",
+                    ))
+                }
+            },
+        };
+        Ok(Issuer {
+            issuer: x.issuer.0,
+            discovery,
+            jwks_uri: x.jwks_uri.map(|u| u.0),
+            introspection_endpoint: x.introspection_endpoint.map(|u| u.0),
+            client_id,
+            client_secret,
+            audiences,
+            algorithms: self.algorithms(x.algorithms, &key("algorithms"))?,
+            introspection,
+            introspection_cache: x
+                .introspection_cache
+                .map(|d| d.0)
+                .or(provider.map(|p| p.introspection_cache))
+                .unwrap_or(Duration::from_secs(60)),
+        })
+    }
+
+    fn session(&self, s: file::Session) -> Result<Session, ConfigError> {
+        if s.secrets.get_ref().is_empty() {
+            return Err(self.here.span(
+                &s.secrets,
+                "session.secrets",
+                "at least one secret is needed: `portcullis secret` prints one",
+            ));
+        }
+        let cookie = match s.cookie {
+            Some(c) => {
+                let name = c.get_ref().0.clone();
+                let token = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !token {
+                    return Err(self.here.span(
+                        &c,
+                        "session.cookie",
+                        "expected a cookie name of letters, digits, `-`, `_` and `.`",
+                    ));
+                }
+                name
+            }
+            None => DEFAULT_COOKIE.to_owned(),
+        };
+        let store = s.store.as_ref().map_or(Store::Cookie, |s| *s.get_ref());
+        if store == Store::Redis && s.redis_url.is_none() {
+            let st = s.store.as_ref().expect("store is set when it is redis");
+            return Err(self.here.span(
+                st,
+                "session.redis_url",
+                "store = \"redis\" needs redis_url, e.g. \"redis://127.0.0.1:6379\"",
+            ));
+        }
+        Ok(Session {
+            secrets: s.secrets.into_inner().into_iter().map(|s| s.0).collect(),
+            cookie,
+            lifetime: s.lifetime.map_or(Duration::from_secs(8 * 3600), |d| d.0),
+            refresh: s.refresh.unwrap_or(true),
+            same_site: s.same_site.unwrap_or(SameSite::Lax),
+            store,
+            redis_url: s.redis_url.map(|t| t.0),
+            domain: s.domain.map(|t| t.0),
+        })
+    }
+
+    fn routes(
+        &self,
+        raw: Vec<toml::Spanned<file::Route>>,
+        has_provider: bool,
+        has_session: bool,
+    ) -> Result<RouteTable, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.here.at(self.here.text.len(), "routes", "no [[routes]]: add at least one, e.g. path = \"/\", upstream = \"http://127.0.0.1:9000\", auth = \"login\""));
+        }
+        let mut names = BTreeSet::new();
+        let mut places = BTreeSet::new();
+        let mut routes = Vec::with_capacity(raw.len());
+        for (i, sp) in raw.into_iter().enumerate() {
+            let at = sp.span().start;
+            let key = |k: &str| format!("routes[{i}].{k}");
+            let r = sp.into_inner();
+
+            let path = match &r.path {
+                None => "/".to_owned(),
+                Some(p) => {
+                    let raw_path = &p.get_ref().0;
+                    let normal = path::normalize(raw_path).map_err(|e| {
+                        self.here.span(p, key("path"), format!("`{raw_path}`: {e}"))
+                    })?;
+                    if &normal != raw_path {
+                        return Err(self.here.span(
+                            p,
+                            key("path"),
+                            format!(
+                                "write the normalized form \"{normal}\" (the path rules match)"
+                            ),
+                        ));
+                    }
+                    normal
+                }
+            };
+            let host = r
+                .host
+                .as_ref()
+                .map(|h| {
+                    HostPattern::parse(&h.get_ref().0)
+                        .map_err(|e| self.here.span(h, key("host"), e))
+                })
+                .transpose()?;
+            let name = r.name.as_ref().map_or_else(
+                || match &host {
+                    Some(HostPattern::Exact(h)) => format!("{h}{path}"),
+                    Some(HostPattern::Wildcard(w)) => format!("*{w}{path}"),
+                    None => path.clone(),
+                },
+                |n| n.0.clone(),
+            );
+            if !names.insert(name.clone()) {
+                return Err(self.here.at(
+                    at,
+                    key("name"),
+                    format!("another route is already named \"{name}\""),
+                ));
+            }
+            if !places.insert((format!("{host:?}"), path.clone())) {
+                return Err(self.here.at(
+                    at,
+                    key("path"),
+                    format!("another route already has this host and path \"{path}\""),
+                ));
+            }
+
+            let urls: Vec<Url> = match (r.upstream, r.upstreams) {
+                (Some(u), None) => vec![u.0],
+                (None, Some(list)) if !list.is_empty() => list.into_iter().map(|u| u.0).collect(),
+                (None, Some(_)) => {
+                    return Err(self.here.at(
+                        at,
+                        key("upstreams"),
+                        "the list is empty: give at least one URL",
+                    ))
+                }
+                (None, None) => {
+                    return Err(self.here.at(
+                        at,
+                        key("upstream"),
+                        "missing: give `upstream = \"http://host:port\"` or `upstreams = [...]`",
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(self.here.at(
+                        at,
+                        key("upstreams"),
+                        "give `upstream` or `upstreams`, not both",
+                    ))
+                }
+            };
+            for u in &urls {
+                if !matches!(u.path(), "" | "/") || u.query().is_some() {
+                    return Err(self.here.at(at, key("upstream"), format!(
+                        "`{u}`: an upstream is an origin (scheme, host, port) without path or query; the backend receives the request's own path"
+                    )));
+                }
+            }
+            let ca = match &r.upstream_ca {
+                None => None,
+                Some(file) => {
+                    if !urls.iter().any(|u| u.scheme() == "https") {
+                        return Err(self.here.at(
+                            at,
+                            key("upstream_ca"),
+                            "only used with https:// upstreams",
+                        ));
+                    }
+                    let p = self.existing_file(file, &key("upstream_ca"))?;
+                    Some(Arc::new(
+                        read_pem_certs(&p).map_err(|e| self.here.at(at, key("upstream_ca"), e))?,
+                    ))
+                }
+            };
+            let upstreams = urls.iter().map(|u| Upstream::new(u, ca.clone())).collect();
+
+            let needs = match r.auth {
+                AuthMode::Public => None,
+                AuthMode::Bearer => Some(("bearer", false)),
+                AuthMode::Login => Some(("login", true)),
+                AuthMode::Any => Some(("any", true)),
+            };
+            if let Some((mode, needs_session)) = needs {
+                if !has_provider {
+                    return Err(self.here.at(
+                        at,
+                        key("auth"),
+                        format!("auth = \"{mode}\" needs a [provider] section"),
+                    ));
+                }
+                if needs_session && !has_session {
+                    return Err(self.here.at(
+                        at,
+                        key("auth"),
+                        format!("auth = \"{mode}\" needs a [session] section with secrets"),
+                    ));
+                }
+            }
+            let allow = r
+                .allow
+                .map(|a| Allow {
+                    roles: texts(a.roles),
+                    groups: texts(a.groups),
+                    clients: texts(a.clients),
+                    users: texts(a.users),
+                    email_domains: texts(a.email_domains)
+                        .into_iter()
+                        .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                        .collect(),
+                })
+                .unwrap_or_default();
+            let scopes = r
+                .scopes
+                .map(|s| self.scopes(s, &key("scopes")))
+                .transpose()?;
+            if r.auth == AuthMode::Public && (!allow.is_empty() || scopes.is_some()) {
+                return Err(self.here.at(at, key("auth"), "a public route admits everyone, so `allow` and `scopes` would do nothing: use auth = \"bearer\", \"login\" or \"any\""));
+            }
+            routes.push(Route::new(
+                name,
+                host,
+                path,
+                upstreams,
+                r.auth,
+                allow,
+                scopes,
+                r.cors_preflight.unwrap_or(false),
+            ));
+        }
+        Ok(RouteTable::new(routes))
+    }
+
+    fn scopes(
+        &self,
+        s: toml::Spanned<std::collections::BTreeMap<String, Vec<value::Text>>>,
+        key: &str,
+    ) -> Result<ScopeRules, ConfigError> {
+        let at = s.span().start;
+        let mut rules = ScopeRules {
+            by_method: HashMap::new(),
+            read: None,
+            write: None,
+            any: None,
+        };
+        for (k, v) in s.into_inner() {
+            let list = texts(v);
+            match k.as_str() {
+                "read" => rules.read = Some(list),
+                "write" => rules.write = Some(list),
+                "*" => rules.any = Some(list),
+                m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+                    rules.by_method.insert(m.to_owned(), list);
+                }
+                other => {
+                    return Err(self.here.at(at, format!("{key}.{other}"), "expected `read`, `write`, `\"*\"` or a method name in capitals such as DELETE"));
+                }
+            }
+        }
+        Ok(rules)
+    }
+}
+
+fn texts(v: Vec<value::Text>) -> Vec<String> {
+    v.into_iter().map(|t| t.0).collect()
+}
+
+fn claims(c: file::Claims, client_id: &str) -> Claims {
+    let list = |v: Option<value::OneOrMany>, default: &[&str]| -> Vec<String> {
+        v.map(|o| o.0)
+            .unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect())
+            .into_iter()
+            .map(|p| p.replace("{client_id}", client_id))
+            .collect()
+    };
+    Claims {
+        user: list(c.user, &["preferred_username", "sub"]),
+        email: list(c.email, &["email"]),
+        groups: list(c.groups, &["groups"]),
+        roles: list(
+            c.roles,
+            &["realm_access.roles", "resource_access.{client_id}.roles"],
+        ),
+        client: list(c.client, &["azp", "client_id"]),
+        subject: list(c.subject, &["sub"]),
+        scopes: list(c.scopes, &["scope", "scp"]),
+    }
+}
+
+fn headers(h: file::Headers) -> Headers {
+    let d = Headers::default();
+    Headers {
+        user: h.user.map_or(d.user, |n| n.0),
+        email: h.email.map_or(d.email, |n| n.0),
+        groups: h.groups.map_or(d.groups, |n| n.0),
+        roles: h.roles.map_or(d.roles, |n| n.0),
+        subject: h.subject.map_or(d.subject, |n| n.0),
+        client: h.client.map_or(d.client, |n| n.0),
+        scopes: h.scopes.map_or(d.scopes, |n| n.0),
+        access_token: h.access_token.map(|n| n.0),
+    }
+}
+
+/// The certificates of a PEM file, as DER.
+fn read_pem_certs(p: &Path) -> Result<Vec<Vec<u8>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs: Vec<Vec<u8>> = rustls_pki_types::CertificateDer::pem_file_iter(p)
+        .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("`{}` is not a PEM certificate file: {e}", p.display()))?;
+    if certs.is_empty() {
+        return Err(format!("`{}` holds no PEM certificate", p.display()));
+    }
+    Ok(certs)
+}

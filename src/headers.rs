@@ -1,0 +1,409 @@
+//! What the backend is told: strip, then set (SPEC §4).
+//!
+//! On every proxied request, on every route: identity headers a client sent are removed
+//! (every `[headers]` name and every `X-Auth-Request-*`, in any case, with `_` for `-`),
+//! so are headers the client nominated in `Connection` and the gateway's own cookies; then
+//! `X-Forwarded-*` are set, believing client values only from `trusted_proxies`; then, for
+//! an authenticated caller, the identity headers.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+
+use crate::config::Headers;
+use crate::identity::Identity;
+
+/// The prefix every identity header of ours may start with.
+const IDENTITY_PREFIX: &str = "x-auth-request-";
+
+/// Lower-case with `_` read as `-`: how proxies and CGI-style backends may see a name.
+fn canonical(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
+        .collect()
+}
+
+/// The gateway's cookie names: the session cookie, its chunks and login-state cookies all
+/// start with the configured name.
+#[derive(Debug, Clone)]
+pub struct OwnCookies {
+    pub base: String,
+}
+
+impl OwnCookies {
+    pub fn is_ours(&self, name: &str) -> bool {
+        name == self.base
+            || name
+                .strip_prefix(self.base.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+    }
+}
+
+/// Removes every header a client could use to claim an identity or smuggle past the
+/// gateway, and the gateway's cookies. Returns the names removed, for the log.
+pub fn strip_client_identity(
+    req: &mut RequestHeader,
+    names: &Headers,
+    cookies: &OwnCookies,
+) -> Vec<String> {
+    let configured: Vec<String> = names.all().map(|n| canonical(n.as_str())).collect();
+    let nominated: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| canonical(t.trim()))
+        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive" && t != "upgrade")
+        .collect();
+
+    let doomed: Vec<String> = req
+        .headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| {
+            let c = canonical(k);
+            c.starts_with(IDENTITY_PREFIX) || configured.contains(&c) || nominated.contains(&c)
+        })
+        .map(str::to_owned)
+        .collect();
+    let mut removed = Vec::with_capacity(doomed.len());
+    for name in doomed {
+        if req.remove_header(name.as_str()).is_some() {
+            removed.push(name);
+        }
+    }
+    if strip_own_cookies(req, cookies) {
+        removed.push("cookie (gateway cookies)".to_owned());
+    }
+    removed
+}
+
+/// Rewrites `Cookie` without the gateway's cookies. Returns whether any was removed.
+fn strip_own_cookies(req: &mut RequestHeader, cookies: &OwnCookies) -> bool {
+    let values: Vec<Vec<u8>> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    if values.is_empty() {
+        return false;
+    }
+    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut removed = false;
+    for value in &values {
+        for pair in value.split(|&b| b == b';') {
+            let trimmed = pair.trim_ascii();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let name = trimmed
+                .split(|&b| b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if std::str::from_utf8(name).is_ok_and(|n| cookies.is_ours(n)) {
+                removed = true;
+            } else {
+                kept.push(trimmed);
+            }
+        }
+    }
+    if !removed {
+        return false;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let joined = kept.join(&b"; "[..]);
+        // The parts came from valid header values, so the join is one too.
+        let _ = req.insert_header(http::header::COOKIE, joined);
+    }
+    true
+}
+
+/// What the gateway saw of the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub client: Option<IpAddr>,
+    /// `http` or `https`, as the client reached the gateway.
+    pub scheme: &'a str,
+}
+
+/// Sets `X-Forwarded-For`, `-Proto` and `-Host`. A client's own values are believed only
+/// when it connects from a trusted proxy; from anyone else they are replaced, and its
+/// `Forwarded` and `X-Real-IP` removed.
+pub fn set_forwarded(req: &mut RequestHeader, peer: Peer<'_>, trusted: &[ipnet::IpNet]) {
+    let believed = peer
+        .client
+        .is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
+    let client = peer.client.map(|ip| ip.to_string()).unwrap_or_default();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()));
+
+    let earlier_for: Vec<String> = if believed {
+        req.headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let proto = believed
+        .then(|| first_value(req, "x-forwarded-proto"))
+        .flatten()
+        .unwrap_or_else(|| peer.scheme.to_owned());
+    let fwd_host = believed
+        .then(|| first_value(req, "x-forwarded-host"))
+        .flatten()
+        .or(host);
+
+    let mut chain = earlier_for.join(", ");
+    if !client.is_empty() {
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        chain.push_str(&client);
+    }
+    if !believed {
+        req.remove_header("forwarded");
+        req.remove_header("x-real-ip");
+    }
+    set_or_remove(req, "x-forwarded-for", (!chain.is_empty()).then_some(chain));
+    set_or_remove(req, "x-forwarded-proto", Some(proto));
+    set_or_remove(req, "x-forwarded-host", fwd_host);
+}
+
+fn first_value(req: &RequestHeader, name: &str) -> Option<String> {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn set_or_remove(req: &mut RequestHeader, name: &'static str, value: Option<String>) {
+    req.remove_header(name);
+    if let Some(v) = value {
+        if req.insert_header(name, v).is_err() {
+            tracing::debug!(
+                header = name,
+                "dropped a value that is not a valid header value"
+            );
+        }
+    }
+}
+
+/// Sets the identity headers of an authenticated caller. Lists are joined with `,`,
+/// sorted bytewise, without duplicates; a value holding a control character or a comma is
+/// dropped and logged.
+pub fn set_identity(req: &mut RequestHeader, who: &Identity, names: &Headers) {
+    let single = |v: &Option<String>| v.as_deref().and_then(|s| clean(s).then(|| s.to_owned()));
+    let pairs: [(&http::HeaderName, Option<String>); 7] = [
+        (&names.user, single(&who.user)),
+        (&names.email, single(&who.email)),
+        (&names.subject, single(&who.subject)),
+        (&names.client, single(&who.client)),
+        (&names.groups, join(&who.groups)),
+        (&names.roles, join(&who.roles)),
+        (&names.scopes, join(&who.scopes)),
+    ];
+    for (name, value) in pairs {
+        req.remove_header(name);
+        if let Some(v) = value {
+            let _ = req.insert_header(name.clone(), v);
+        }
+    }
+    if let (Some(name), Some(token)) = (&names.access_token, &who.access_token) {
+        req.remove_header(name);
+        let _ = req.insert_header(name.clone(), token.expose());
+    }
+}
+
+/// Whether a claim value may go into a header as it is.
+fn clean(value: &str) -> bool {
+    let ok = !value.is_empty() && !value.chars().any(|c| c.is_control() || c == ',');
+    if !ok && !value.is_empty() {
+        tracing::warn!(value = %value.escape_debug(), "dropped a claim value holding a control character or a comma");
+    }
+    ok
+}
+
+/// A list value: clean members, sorted bytewise, without duplicates, joined with `,`.
+pub fn join(values: &[String]) -> Option<String> {
+    let mut kept: Vec<&str> = values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| clean(v))
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn names(r: &RequestHeader) -> Vec<String> {
+        let mut v: Vec<String> = r.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn client_identity_headers_are_stripped_in_any_spelling() {
+        let mut h = Headers::default();
+        h.user = http::HeaderName::from_static("remote-user");
+        let mut r = req(&[
+            ("X-Auth-Request-User", "admin"),
+            ("x-auth-request-groups", "admins"),
+            ("X_Auth_Request_Email", "a@b"),
+            ("x-AUTH-request-anything-new", "1"),
+            ("Remote-User", "root"),
+            ("remote_user", "root"),
+            ("Accept", "*/*"),
+        ]);
+        let removed = strip_client_identity(
+            &mut r,
+            &h,
+            &OwnCookies {
+                base: "_portcullis".into(),
+            },
+        );
+        assert_eq!(names(&r), ["accept"]);
+        assert_eq!(removed.len(), 6);
+    }
+
+    #[test]
+    fn headers_nominated_by_connection_are_stripped() {
+        let mut r = req(&[
+            ("Connection", "keep-alive, X-Secret-Thing"),
+            ("X-Secret-Thing", "1"),
+            ("X-Other", "2"),
+        ]);
+        strip_client_identity(
+            &mut r,
+            &Headers::default(),
+            &OwnCookies {
+                base: "_portcullis".into(),
+            },
+        );
+        assert!(r.headers.get("x-secret-thing").is_none());
+        assert!(r.headers.get("x-other").is_some());
+    }
+
+    #[test]
+    fn gateway_cookies_are_removed_and_others_kept() {
+        let mut r = req(&[
+            ("Cookie", "_portcullis=abc; theme=dark; _portcullis_1=x"),
+            ("Cookie", "_portcullis_state_k=y; sid=42; _portcullisx=keep"),
+        ]);
+        strip_client_identity(
+            &mut r,
+            &Headers::default(),
+            &OwnCookies {
+                base: "_portcullis".into(),
+            },
+        );
+        let cookie = r.headers.get("cookie").unwrap().to_str().unwrap();
+        assert_eq!(cookie, "theme=dark; sid=42; _portcullisx=keep");
+        let mut only_ours = req(&[("Cookie", "_portcullis=abc")]);
+        strip_client_identity(
+            &mut only_ours,
+            &Headers::default(),
+            &OwnCookies {
+                base: "_portcullis".into(),
+            },
+        );
+        assert!(only_ours.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_clients_are_replaced() {
+        let mut r = req(&[
+            ("Host", "app.test:8080"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.test"),
+            ("Forwarded", "for=1.2.3.4"),
+            ("X-Real-IP", "1.2.3.4"),
+        ]);
+        let peer = Peer {
+            client: Some("192.0.2.7".parse().unwrap()),
+            scheme: "http",
+        };
+        set_forwarded(&mut r, peer, &["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(r.headers["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(r.headers["x-forwarded-proto"], "http");
+        assert_eq!(r.headers["x-forwarded-host"], "app.test:8080");
+        assert!(r.headers.get("forwarded").is_none());
+        assert!(r.headers.get("x-real-ip").is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_from_trusted_proxies_are_extended() {
+        let mut r = req(&[
+            ("Host", "internal:8080"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "app.example.com"),
+        ]);
+        let peer = Peer {
+            client: Some("10.1.2.3".parse().unwrap()),
+            scheme: "http",
+        };
+        set_forwarded(&mut r, peer, &["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(r.headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
+        assert_eq!(r.headers["x-forwarded-proto"], "https");
+        assert_eq!(r.headers["x-forwarded-host"], "app.example.com");
+    }
+
+    #[test]
+    fn identity_lists_are_sorted_deduplicated_and_clean() {
+        let values =
+            ["b", "a", "b", "bad,value", "evil\r\nX-Injected: 1", "", "C"].map(String::from);
+        assert_eq!(join(&values).as_deref(), Some("C,a,b"));
+        assert_eq!(join(&[]), None);
+    }
+
+    #[test]
+    fn identity_headers_replace_whatever_was_there() {
+        let who = Identity {
+            user: Some("alice".into()),
+            email: Some("alice\nx".into()),
+            groups: vec!["/staff".into(), "/admins".into()],
+            ..Default::default()
+        };
+        let mut r = req(&[("X-Auth-Request-User", "mallory")]);
+        set_identity(&mut r, &who, &Headers::default());
+        assert_eq!(r.headers["x-auth-request-user"], "alice");
+        assert_eq!(r.headers["x-auth-request-groups"], "/admins,/staff");
+        assert!(
+            r.headers.get("x-auth-request-email").is_none(),
+            "a value with a newline is dropped"
+        );
+        assert!(r.headers.get("x-auth-request-roles").is_none());
+    }
+}

@@ -1,0 +1,275 @@
+//! The `portcullis` command line. Exit status: 0 success, 1 runtime failure, 2 bad
+//! configuration or usage.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::config::{self, AuthMode};
+use portcullis::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A reverse-proxy authentication gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        default_value = "gateway.toml"
+    )]
+    config: PathBuf,
+    /// How log lines are written.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PORTCULLIS_LOG_FORMAT",
+        default_value = "human"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Validate the configuration and exit.
+    Check {
+        /// Also fetch discovery and keys from the provider.
+        #[arg(long)]
+        online: bool,
+    },
+    /// The gateway with a built-in development provider and an echo backend.
+    Demo,
+    /// Obtain an access token with the client-credentials grant and print it.
+    Token {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, env = "PORTCULLIS_CLIENT_SECRET")]
+        client_secret: String,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Which route matches a request, which rule allows or denies it, and why.
+    Explain {
+        /// The request method, e.g. GET.
+        method: String,
+        /// The request URL, e.g. http://app.example.com/api/orders/1.
+        url: String,
+        /// A bearer token to evaluate.
+        #[arg(long)]
+        bearer: Option<String>,
+    },
+    /// Print a fresh random session secret.
+    Secret,
+    /// Run an echo backend that answers every request with what it received.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config, cli.log_format),
+        Command::Check { online } => check(&cli.config, online),
+        Command::Secret => {
+            println!("{}", portcullis::secret::generate());
+            ExitCode::SUCCESS
+        }
+        Command::Explain {
+            method,
+            url,
+            bearer,
+        } => explain(&cli.config, &method, &url, bearer.is_some()),
+        Command::Echo { listen } => echo(listen, cli.log_format),
+        Command::Demo | Command::Token { .. } => {
+            eprintln!("portcullis: this command comes with provider support, which this build does not have yet");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load(path).map_err(|e| {
+        eprintln!("portcullis: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn run(path: &std::path::Path, format: LogFormat) -> ExitCode {
+    telemetry::init_logs(format);
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = portcullis::auth::selftest() {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
+    let listen: Vec<String> = config
+        .server
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(
+        config = %path.display(),
+        listen = ?listen,
+        admin = ?config.admin,
+        routes = config.routes.len(),
+        threads = config.server.threads,
+        "portcullis starting"
+    );
+    match portcullis::server::build(config) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(path: &std::path::Path, online: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = portcullis::auth::selftest() {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(1);
+    }
+    println!("{}: OK", path.display());
+    let listen: Vec<String> = config
+        .server
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "  listen:  {} ({})",
+        listen.join(", "),
+        if config.server.tls.is_some() {
+            "TLS"
+        } else {
+            "plain HTTP"
+        }
+    );
+    match config.admin {
+        Some(a) => println!("  admin:   {a} (/healthz, /readyz, /metrics)"),
+        None => println!("  admin:   none ([admin] is absent: no health checks or metrics)"),
+    }
+    for r in config.routes.iter() {
+        let upstreams: Vec<&str> = r.upstreams.iter().map(|u| u.url.as_str()).collect();
+        let host = r.host.as_ref().map_or("*".to_owned(), |h| format!("{h:?}"));
+        println!(
+            "  route {:?}: host {host}, path {} -> {} (auth {:?})",
+            r.name,
+            r.path,
+            upstreams.join(", "),
+            r.auth
+        );
+    }
+    if online {
+        eprintln!(
+            "portcullis: --online needs provider support, which this build does not have yet"
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(path: &std::path::Path, method: &str, url: &str, has_bearer: bool) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Ok(parsed) = url::Url::parse(url) else {
+        eprintln!("portcullis: `{url}` is not an absolute URL such as http://app.example.com/path");
+        return ExitCode::from(2);
+    };
+    println!("request:  {method} {url}");
+    // Url::parse has already resolved dot segments; normalize what is left exactly as requests are.
+    let normal = match portcullis::policy::path::normalize(parsed.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("decision: refuse (400): {e}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    println!("path:     {normal}");
+    let host = parsed.host_str().map(|h| match parsed.port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_owned(),
+    });
+    let Some(route) = config.routes.find(host.as_deref(), &normal) else {
+        println!("route:    none");
+        println!("decision: refuse (404): no route matches this host and path");
+        return ExitCode::SUCCESS;
+    };
+    let upstreams: Vec<&str> = route.upstreams.iter().map(|u| u.url.as_str()).collect();
+    println!(
+        "route:    {:?} (path prefix {}) -> {}",
+        route.name,
+        route.path,
+        upstreams.join(", ")
+    );
+    println!("auth:     {:?}", route.auth);
+    if let Some(scopes) = &route.scopes {
+        match scopes.required(method) {
+            Some(s) => println!("scopes:   {method} needs {}", s.join(" ")),
+            None => println!("scopes:   no key covers {method}: refused (403) whatever the token"),
+        }
+    }
+    match route.auth {
+        AuthMode::Public => println!("decision: allow: the route is public"),
+        AuthMode::Bearer | AuthMode::Any | AuthMode::Login => {
+            let why = if has_bearer {
+                "bearer tokens cannot be verified by this build yet"
+            } else {
+                "no credentials given (use --bearer TOKEN)"
+            };
+            println!("decision: refuse (401): {why}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn echo(listen: SocketAddr, format: LogFormat) -> ExitCode {
+    telemetry::init_logs(format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async {
+        match portcullis::echo::start(listen).await {
+            Ok((addr, task)) => {
+                tracing::info!(%addr, "echo backend listening");
+                let _ = tokio::select! { _ = task => (), _ = tokio::signal::ctrl_c() => () };
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis: cannot listen on {listen}: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,0 +1,434 @@
+//! The route table: which route a request belongs to.
+//!
+//! A route with a `host` beats one without; an exact host beats a wildcard; then the
+//! longest `path` prefix wins. Prefixes match on segment boundaries: `/api` matches
+//! `/api` and `/api/x`, not `/apiary`; `/api/` also matches `/api`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::AuthMode;
+
+/// A `host` pattern, lower-case: `app.example.com`, or `*.example.com` for any subdomain
+/// (not the apex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// Holds the suffix with its leading dot: `.example.com`.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// Parses a pattern; the error says what is accepted.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let lower = raw.trim().to_ascii_lowercase();
+        let (wild, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest.to_owned()),
+            None => (false, lower.clone()),
+        };
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if name.is_empty() || !name.split('.').all(valid_label) {
+            return Err(format!(
+                "`{raw}` is not a host: expected a name such as \"app.example.com\" or \"*.example.com\", without port or scheme"
+            ));
+        }
+        Ok(if wild {
+            HostPattern::Wildcard(format!(".{name}"))
+        } else {
+            HostPattern::Exact(name)
+        })
+    }
+
+    /// Whether `host` (lower-case, without port) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Wildcard(suffix) => {
+                host.len() > suffix.len() && host.ends_with(suffix.as_str())
+            }
+        }
+    }
+}
+
+/// Scopes required per method (SPEC §2 `scopes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeRules {
+    pub by_method: HashMap<String, Vec<String>>,
+    pub read: Option<Vec<String>>,
+    pub write: Option<Vec<String>>,
+    pub any: Option<Vec<String>>,
+}
+
+impl ScopeRules {
+    /// The scopes a method needs; `None` means no key covers it, and the method is refused.
+    /// A method name wins over `read`/`write`, which win over `"*"`; methods are compared
+    /// exactly as sent, so `get` is not `GET`.
+    pub fn required(&self, method: &str) -> Option<&[String]> {
+        if let Some(s) = self.by_method.get(method) {
+            return Some(s);
+        }
+        let class = if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            &self.read
+        } else {
+            &self.write
+        };
+        class.as_deref().or(self.any.as_deref())
+    }
+}
+
+/// Who may use a route (SPEC §2 `allow`): every listed kind must hold, any value within one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allow {
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub clients: Vec<String>,
+    pub users: Vec<String>,
+    pub email_domains: Vec<String>,
+}
+
+impl Allow {
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+            && self.groups.is_empty()
+            && self.clients.is_empty()
+            && self.users.is_empty()
+            && self.email_domains.is_empty()
+    }
+}
+
+/// One backend of a route.
+#[derive(Debug)]
+pub struct Upstream {
+    /// As written, for logs: `http://127.0.0.1:9001`.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// Trusted roots for this upstream (DER), when `upstream_ca` is set.
+    pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
+}
+
+/// How long a resolved upstream name is used before it is looked up again.
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+
+impl Upstream {
+    pub fn new(url: &url::Url, ca: Option<Arc<Vec<Vec<u8>>>>) -> Self {
+        let tls = url.scheme() == "https";
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let literal = host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| (Instant::now(), SocketAddr::new(ip, port)));
+        Upstream {
+            url: url.as_str().trim_end_matches('/').to_owned(),
+            host,
+            port,
+            tls,
+            ca,
+            resolved: std::sync::Mutex::new(literal),
+        }
+    }
+
+    /// The address to connect to. IP literals never expire; names are looked up again
+    /// after [`RESOLVE_TTL`], and a failed lookup keeps the last good address.
+    pub async fn address(&self) -> std::io::Result<SocketAddr> {
+        let cached = *self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        let is_literal = self.host.parse::<std::net::IpAddr>().is_ok();
+        if let Some((at, addr)) = cached {
+            if is_literal || at.elapsed() < RESOLVE_TTL {
+                return Ok(addr);
+            }
+        }
+        match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+            Ok(mut addrs) => {
+                let addr = addrs.next().ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+                })?;
+                *self.resolved.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), addr));
+                Ok(addr)
+            }
+            Err(e) => cached.map(|(_, addr)| addr).ok_or(e),
+        }
+    }
+}
+
+/// A route at run time.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub host: Option<HostPattern>,
+    /// Normalized prefix.
+    pub path: String,
+    pub upstreams: Vec<Upstream>,
+    pub auth: AuthMode,
+    pub allow: Allow,
+    pub scopes: Option<ScopeRules>,
+    pub cors_preflight: bool,
+    next: AtomicUsize,
+}
+
+impl Route {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        host: Option<HostPattern>,
+        path: String,
+        upstreams: Vec<Upstream>,
+        auth: AuthMode,
+        allow: Allow,
+        scopes: Option<ScopeRules>,
+        cors_preflight: bool,
+    ) -> Self {
+        Route {
+            name,
+            host,
+            path,
+            upstreams,
+            auth,
+            allow,
+            scopes,
+            cors_preflight,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next upstream, round-robin.
+    pub fn pick_upstream(&self) -> &Upstream {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.upstreams[i % self.upstreams.len()]
+    }
+
+    fn path_matches(&self, path: &str) -> bool {
+        let prefix = self.path.as_str();
+        if prefix == "/" {
+            return true;
+        }
+        match path.strip_prefix(prefix) {
+            Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+            // `/api/` also covers `/api`.
+            None => prefix.strip_suffix('/') == Some(path),
+        }
+    }
+
+    /// Ordering key: host routes first, exact hosts before wildcards, then longer paths,
+    /// then longer (more specific) wildcards.
+    fn rank(&self) -> (u8, usize, usize) {
+        let (kind, len) = match &self.host {
+            Some(HostPattern::Exact(h)) => (2, h.len()),
+            Some(HostPattern::Wildcard(w)) => (1, w.len()),
+            None => (0, 0),
+        };
+        (kind, self.path.len(), len)
+    }
+}
+
+/// All routes, ordered so that the first match is the best one.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+impl RouteTable {
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        routes.sort_by(|a, b| b.rank().cmp(&a.rank()));
+        RouteTable {
+            routes: routes.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// The route for a `Host` header value (port ignored) and a normalized path.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let host = host.map(host_without_port);
+        self.routes.iter().find(|r| {
+            let host_ok = match (&r.host, &host) {
+                (None, _) => true,
+                (Some(p), Some(h)) => p.matches(h),
+                (Some(_), None) => false,
+            };
+            host_ok && r.path_matches(path)
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// `Host` without the port, lower-case, without a trailing dot: `App.Example.com.:8080` →
+/// `app.example.com`; `[::1]:80` → `[::1]`.
+pub fn host_without_port(host: &str) -> String {
+    let h = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, host: Option<&str>, path: &str) -> Route {
+        let url = url::Url::parse("http://127.0.0.1:1").unwrap();
+        Route::new(
+            name.into(),
+            host.map(|h| HostPattern::parse(h).unwrap()),
+            path.into(),
+            vec![Upstream::new(&url, None)],
+            AuthMode::Public,
+            Allow::default(),
+            None,
+            false,
+        )
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::new(vec![
+            route("root", None, "/"),
+            route("api", None, "/api/"),
+            route("orders", None, "/api/orders/"),
+            route("exact-prefix", None, "/static"),
+            route("minio", Some("minio.example.com"), "/"),
+            route("any-sub", Some("*.example.com"), "/"),
+            route("any-sub-api", Some("*.example.com"), "/api/"),
+        ])
+    }
+
+    #[test]
+    fn routing_table() {
+        let t = table();
+        let cases = [
+            (None, "/", "root"),
+            (None, "/x", "root"),
+            (None, "/api", "api"),
+            (None, "/api/", "api"),
+            (None, "/api/x", "api"),
+            (None, "/api/orders/1", "orders"),
+            (None, "/api/orders", "orders"),
+            (None, "/api/ordersx", "api"),
+            (None, "/static", "exact-prefix"),
+            (None, "/static/app.js", "exact-prefix"),
+            (None, "/staticx", "root"),
+            (Some("minio.example.com"), "/api/orders/1", "minio"),
+            (Some("MINIO.example.com:8443"), "/", "minio"),
+            (Some("minio.example.com."), "/", "minio"),
+            (Some("a.example.com"), "/api/x", "any-sub-api"),
+            (Some("a.b.example.com"), "/x", "any-sub"),
+            (Some("example.com"), "/x", "root"),
+            (Some("evil-example.com"), "/x", "root"),
+            (Some("other.test"), "/api/orders/2", "orders"),
+        ];
+        for (host, path, want) in cases {
+            let got = t.find(host, path).map(|r| r.name.as_str());
+            assert_eq!(got, Some(want), "{host:?} {path}");
+        }
+    }
+
+    #[test]
+    fn no_route_matches_is_none_not_a_fallback() {
+        let t = RouteTable::new(vec![
+            route("api", None, "/api/"),
+            route("h", Some("a.test"), "/"),
+        ]);
+        assert!(t.find(None, "/").is_none());
+        assert!(t.find(Some("b.test"), "/other").is_none());
+        assert!(t.find(None, "/apiary").is_none());
+    }
+
+    #[test]
+    fn wildcard_does_not_match_the_apex() {
+        let p = HostPattern::parse("*.example.com").unwrap();
+        assert!(p.matches("a.example.com"));
+        assert!(!p.matches("example.com"));
+        assert!(!p.matches("aexample.com"));
+    }
+
+    #[test]
+    fn host_patterns_refuse_ports_schemes_and_junk() {
+        for bad in [
+            "",
+            "a.test:80",
+            "http://a.test",
+            "*",
+            "*.",
+            "a..b",
+            "a/b",
+            "a.*.test",
+            "a b",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_method_name_beats_class_beats_star() {
+        let rules = ScopeRules {
+            by_method: HashMap::from([("DELETE".into(), vec!["admin".into()])]),
+            read: Some(vec!["r".into()]),
+            write: Some(vec!["w".into()]),
+            any: Some(vec!["star".into()]),
+        };
+        assert_eq!(rules.required("GET"), Some(&["r".to_string()][..]));
+        assert_eq!(rules.required("HEAD"), Some(&["r".to_string()][..]));
+        assert_eq!(rules.required("POST"), Some(&["w".to_string()][..]));
+        assert_eq!(rules.required("DELETE"), Some(&["admin".to_string()][..]));
+        // Methods are exact: a lower-case `get` is not a read.
+        assert_eq!(rules.required("get"), Some(&["w".to_string()][..]));
+        let only_read = ScopeRules {
+            read: Some(vec!["r".into()]),
+            ..Default::default()
+        };
+        assert_eq!(only_read.required("PROPFIND"), None, "default deny");
+        let star = ScopeRules {
+            any: Some(vec!["s".into()]),
+            ..Default::default()
+        };
+        assert_eq!(star.required("PROPFIND"), Some(&["s".to_string()][..]));
+    }
+
+    #[test]
+    fn round_robin_cycles_through_upstreams() {
+        let a = url::Url::parse("http://127.0.0.1:1").unwrap();
+        let b = url::Url::parse("http://127.0.0.1:2").unwrap();
+        let r = Route::new(
+            "rr".into(),
+            None,
+            "/".into(),
+            vec![Upstream::new(&a, None), Upstream::new(&b, None)],
+            AuthMode::Public,
+            Allow::default(),
+            None,
+            false,
+        );
+        let ports: Vec<u16> = (0..4).map(|_| r.pick_upstream().port).collect();
+        assert_eq!(ports, [1, 2, 1, 2]);
+    }
+}

@@ -1,0 +1,337 @@
+//! The gateway as a pingora proxy: each phase a few lines that call named functions.
+
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorType};
+
+use crate::auth::{self, Outcome};
+use crate::config::Config;
+use crate::headers::{self, OwnCookies, Peer};
+use crate::policy::path;
+use crate::policy::route::Route;
+use crate::telemetry::METRICS;
+use respond::Refusal;
+
+/// The reserved path prefix of the gateway's own endpoints.
+pub const RESERVED_PREFIX: &str = "/_portcullis/";
+
+/// The proxy. Shared by every worker; per-request state lives in [`Ctx`].
+pub struct Gateway {
+    config: Arc<Config>,
+    cookies: OwnCookies,
+    scheme: &'static str,
+}
+
+impl Gateway {
+    pub fn new(config: Arc<Config>) -> Self {
+        let cookies = OwnCookies {
+            base: config
+                .session
+                .as_ref()
+                .map_or(crate::config::DEFAULT_COOKIE, |s| s.cookie.as_str())
+                .to_owned(),
+        };
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Gateway {
+            config,
+            cookies,
+            scheme,
+        }
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    start: Instant,
+    route: Option<Arc<Route>>,
+    /// The normalized path: what the route matched and what the backend receives.
+    path: String,
+    /// The upstream chosen for the current attempt, for the log.
+    upstream: Option<String>,
+    attempts: usize,
+    refusal: Option<&'static str>,
+}
+
+/// Whether a filter answered the request itself or lets it go on to the backend.
+enum Handled {
+    Responded,
+    Continue,
+}
+
+impl Handled {
+    fn done(self) -> bool {
+        matches!(self, Handled::Responded)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            route: None,
+            path: String::new(),
+            upstream: None,
+            attempts: 0,
+            refusal: None,
+        }
+    }
+
+    /// Decides the request: normalizes the path, answers reserved endpoints, finds the
+    /// route, authenticates, and strips what clients may not say. `true` = answered here.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        Ok(self.decide(session, ctx).await?.done())
+    }
+
+    /// Picks the next upstream of the route, round-robin.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
+        let upstream = route.pick_upstream();
+        ctx.attempts += 1;
+        ctx.upstream = Some(upstream.url.clone());
+        let addr = upstream.address().await.map_err(|e| {
+            Error::because(
+                ErrorType::ConnectNoRoute,
+                format!("cannot resolve {}", upstream.host),
+                e,
+            )
+        })?;
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
+        peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+        if let Some(ca) = &upstream.ca {
+            use pingora::utils::tls::WrappedX509;
+            let certs: Vec<WrappedX509> = ca
+                .iter()
+                .map(|der| WrappedX509::new(der.clone(), pingora::utils::tls::parse_x509))
+                .collect();
+            peer.options.ca = Some(Arc::from(certs));
+        }
+        Ok(Box::new(peer))
+    }
+
+    /// A failed connection is retried on the next upstream while there is one untried.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let upstreams = ctx.route.as_ref().map_or(1, |r| r.upstreams.len());
+        if ctx.attempts < upstreams {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// Sends the backend the normalized path, `X-Forwarded-*`, and (soon) identity.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let target = match session.req_header().uri.query() {
+            Some(q) => format!("{}?{q}", ctx.path),
+            None => ctx.path.clone(),
+        };
+        let uri = target
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the path", e))?;
+        upstream.set_uri(uri);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        headers::set_forwarded(
+            upstream,
+            Peer {
+                client,
+                scheme: self.scheme,
+            },
+            &self.config.server.trusted_proxies,
+        );
+        Ok(())
+    }
+
+    /// Answers a failure to reach or read the backend with a JSON 502 (or 504).
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+            _ => match e.esource() {
+                pingora::ErrorSource::Upstream => 502,
+                pingora::ErrorSource::Downstream => 0,
+                pingora::ErrorSource::Internal | pingora::ErrorSource::Unset => 500,
+            },
+        };
+        if code == 502 && session.response_written().is_none() {
+            ctx.refusal = Some(Refusal::UpstreamUnreachable.reason());
+            let _ = respond::send(session, &Refusal::UpstreamUnreachable).await;
+        } else if code > 0 && session.response_written().is_none() {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// One log line and the metrics for every request.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
+        let elapsed = ctx.start.elapsed();
+        METRICS
+            .requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+        METRICS
+            .duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        let method = session.req_header().method.as_str().to_owned();
+        let client = session
+            .client_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            target: "portcullis::access",
+            method,
+            path = %ctx.path,
+            route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream = ctx.upstream.as_deref().unwrap_or("-"),
+            client,
+            reason = ctx.refusal.unwrap_or("-"),
+            error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
+        );
+    }
+}
+
+impl Gateway {
+    async fn decide(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        ctx.path = match path::normalize(session.req_header().uri.path()) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(session, ctx, Refusal::BadPath(e)).await,
+        };
+        if ctx.path.starts_with(RESERVED_PREFIX) {
+            return self.endpoint(session, ctx).await;
+        }
+        let host = request_host(session.req_header());
+        let Some(route) = self.config.routes.find(host.as_deref(), &ctx.path).cloned() else {
+            return self.refuse(session, ctx, Refusal::NoRoute).await;
+        };
+        ctx.route = Some(route.clone());
+        match auth::authenticate(&route, session.req_header()) {
+            Outcome::Anonymous => {}
+            Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
+        }
+        let removed = headers::strip_client_identity(
+            session.req_header_mut(),
+            &self.config.headers,
+            &self.cookies,
+        );
+        if !removed.is_empty() {
+            tracing::debug!(route = %route.name, ?removed, "stripped client-supplied identity headers");
+        }
+        Ok(Handled::Continue)
+    }
+
+    /// The gateway's own endpoints under `/_portcullis/`.
+    async fn endpoint(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        match ctx.path.as_str() {
+            "/_portcullis/auth" => self.forward_auth(session, ctx).await,
+            "/_portcullis/userinfo" => {
+                self.refuse(
+                    session,
+                    ctx,
+                    Refusal::Unauthenticated {
+                        bearer_challenge: true,
+                    },
+                )
+                .await
+            }
+            _ => self.refuse(session, ctx, Refusal::NoEndpoint).await,
+        }
+    }
+
+    /// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy: decides the
+    /// request described by `X-Forwarded-Method`, `-Host` and `-Uri`, never redirects.
+    async fn forward_auth(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let req = session.req_header();
+        let header = |n: &str| {
+            req.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let host = header("x-forwarded-host").or_else(|| request_host(req));
+        let uri = header("x-forwarded-uri").unwrap_or_else(|| "/".to_owned());
+        let raw_path = uri.split('?').next().unwrap_or("/");
+        let target = match path::normalize(raw_path) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(session, ctx, Refusal::BadPath(e)).await,
+        };
+        let Some(route) = self.config.routes.find(host.as_deref(), &target).cloned() else {
+            return self.refuse(session, ctx, Refusal::NoRoute).await;
+        };
+        ctx.route = Some(route.clone());
+        match auth::authenticate(&route, session.req_header()) {
+            Outcome::Anonymous => {
+                respond::send_json(
+                    session,
+                    200,
+                    &serde_json::json!({ "route": route.name }),
+                    &[],
+                )
+                .await?;
+                Ok(Handled::Responded)
+            }
+            Outcome::Refused(r) => self.refuse(session, ctx, r).await,
+        }
+    }
+
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        refusal: Refusal,
+    ) -> pingora::Result<Handled> {
+        ctx.refusal = Some(refusal.reason());
+        tracing::debug!(reason = refusal.reason(), description = %refusal.description(), "refused");
+        respond::send(session, &refusal).await?;
+        Ok(Handled::Responded)
+    }
+}
+
+/// The `Host` of a request: the header, or the authority of an absolute-form target.
+fn request_host(req: &RequestHeader) -> Option<String> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+}

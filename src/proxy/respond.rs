@@ -1,0 +1,203 @@
+//! The one place that turns a refusal into a response.
+//!
+//! Bodies are JSON `{"error", "error_description"}` unless the client asked for HTML. No
+//! refusal carries a token, a secret or an internal error text.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::policy::path::PathError;
+
+/// Why the gateway answered instead of the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The path is malformed or tries to escape the root.
+    BadPath(PathError),
+    /// No route matches the host and path.
+    NoRoute,
+    /// A reserved `/_portcullis/` path that does not exist (or not in this configuration).
+    NoEndpoint,
+    /// The route needs credentials and none were accepted.
+    Unauthenticated { bearer_challenge: bool },
+    /// No upstream of the route could be reached.
+    UpstreamUnreachable,
+}
+
+impl Refusal {
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::BadPath(_) => 400,
+            Refusal::NoRoute | Refusal::NoEndpoint => 404,
+            Refusal::Unauthenticated { .. } => 401,
+            Refusal::UpstreamUnreachable => 502,
+        }
+    }
+
+    /// The short reason, for logs, metrics and the `error` field.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::BadPath(_) => "invalid_request",
+            Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
+            Refusal::Unauthenticated { .. } => "unauthorized",
+            Refusal::UpstreamUnreachable => "bad_gateway",
+        }
+    }
+
+    pub fn description(&self) -> String {
+        match self {
+            Refusal::BadPath(e) => e.to_string(),
+            Refusal::NoRoute => "no route matches this host and path".to_owned(),
+            Refusal::NoEndpoint => "no such gateway endpoint".to_owned(),
+            Refusal::Unauthenticated { .. } => "authentication is required".to_owned(),
+            Refusal::UpstreamUnreachable => "the backend could not be reached".to_owned(),
+        }
+    }
+
+    fn www_authenticate(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Unauthenticated {
+                bearer_challenge: true,
+            } => Some("Bearer realm=\"portcullis\""),
+            Refusal::Unauthenticated {
+                bearer_challenge: false,
+            }
+            | Refusal::BadPath(_)
+            | Refusal::NoRoute
+            | Refusal::NoEndpoint
+            | Refusal::UpstreamUnreachable => None,
+        }
+    }
+}
+
+/// Whether the client prefers an HTML page to JSON.
+pub fn wants_html(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("text/html"))
+}
+
+/// The response head and body for a refusal.
+pub fn render(refusal: &Refusal, html: bool) -> (ResponseHeader, Bytes) {
+    let status = refusal.status();
+    let body = if html {
+        let title = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Bytes::from(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{status} {title}</title></head>\
+             <body><h1>{status} {title}</h1><p>{}</p></body></html>\n",
+            html_escape(&refusal.description())
+        ))
+    } else {
+        let v = serde_json::json!({ "error": refusal.reason(), "error_description": refusal.description() });
+        Bytes::from(format!("{v}\n"))
+    };
+    let mut head = ResponseHeader::build(status, Some(5)).expect("a valid status");
+    let content_type = if html {
+        "text/html; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    let _ = head.insert_header(http::header::CONTENT_TYPE, content_type);
+    let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
+    if let Some(challenge) = refusal.www_authenticate() {
+        let _ = head.insert_header(http::header::WWW_AUTHENTICATE, challenge);
+    }
+    (head, body)
+}
+
+/// Writes the refusal to the client.
+pub async fn send(session: &mut Session, refusal: &Refusal) -> pingora::Result<()> {
+    let html = wants_html(
+        session
+            .req_header()
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let (head, body) = render(refusal, html);
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(head), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Writes a small JSON answer of the gateway's own (not a refusal).
+pub async fn send_json(
+    session: &mut Session,
+    status: u16,
+    value: &serde_json::Value,
+    extra: &[(&'static str, String)],
+) -> pingora::Result<()> {
+    let body = Bytes::from(format!("{value}\n"));
+    let mut head = ResponseHeader::build(status, Some(4 + extra.len())).expect("a valid status");
+    let _ = head.insert_header(http::header::CONTENT_TYPE, "application/json");
+    let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
+    for (k, v) in extra {
+        let _ = head.insert_header(*k, v.as_str());
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies_carry_error_and_description() {
+        let (head, body) = render(&Refusal::NoRoute, false);
+        assert_eq!(head.status, 404);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "not_found");
+        assert!(v["error_description"].is_string());
+        assert_eq!(head.headers["content-length"], body.len().to_string());
+    }
+
+    #[test]
+    fn bearer_routes_challenge_with_the_realm() {
+        let (head, _) = render(
+            &Refusal::Unauthenticated {
+                bearer_challenge: true,
+            },
+            false,
+        );
+        assert_eq!(head.status, 401);
+        assert_eq!(
+            head.headers["www-authenticate"],
+            "Bearer realm=\"portcullis\""
+        );
+        let (head, _) = render(
+            &Refusal::Unauthenticated {
+                bearer_challenge: false,
+            },
+            false,
+        );
+        assert!(head.headers.get("www-authenticate").is_none());
+    }
+
+    #[test]
+    fn html_is_served_to_browsers_that_ask_for_it() {
+        assert!(wants_html(Some(
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        )));
+        assert!(!wants_html(Some("application/json")));
+        assert!(!wants_html(None));
+        let (head, body) = render(&Refusal::BadPath(PathError::AboveRoot), true);
+        assert_eq!(head.headers["content-type"], "text/html; charset=utf-8");
+        assert!(std::str::from_utf8(&body).unwrap().contains("400"));
+    }
+}
