@@ -605,18 +605,18 @@ impl Builder<'_> {
                 },
                 |n| n.0.clone(),
             );
-            if !names.insert(name.clone()) {
-                return Err(self.here.at(
-                    at,
-                    key("name"),
-                    format!("another route is already named \"{name}\""),
-                ));
-            }
             if !places.insert((format!("{host:?}"), path.clone())) {
                 return Err(self.here.at(
                     at,
                     key("path"),
                     format!("another route already has this host and path \"{path}\""),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(self.here.at(
+                    at,
+                    key("name"),
+                    format!("another route is already named \"{name}\""),
                 ));
             }
 

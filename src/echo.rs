@@ -22,18 +22,27 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task
 
 /// Serves connections from `listener` forever.
 pub async fn serve(listener: TcpListener) {
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| echo(req, peer));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_connection(stream, peer, local));
     }
+}
+
+/// Serves one connection (plain or already TLS-wrapped) until it closes.
+pub async fn serve_connection<I>(io: I, peer: SocketAddr, local: SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| echo(req, peer, local));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// The answer: method, target, headers in order (names lower-case), and the body's size
@@ -41,6 +50,7 @@ pub async fn serve(listener: TcpListener) {
 async fn echo(
     req: Request<Incoming>,
     peer: SocketAddr,
+    local: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
     let uri = req.uri().to_string();
@@ -79,6 +89,7 @@ async fn echo(
         "headers": headers,
         "body_bytes": body_bytes,
         "peer": peer.to_string(),
+        "server": local.to_string(),
     });
     Ok(Response::builder()
         .header("content-type", "application/json")

@@ -274,8 +274,7 @@ mod tests {
 
     #[test]
     fn client_identity_headers_are_stripped_in_any_spelling() {
-        let mut h = Headers::default();
-        h.user = http::HeaderName::from_static("remote-user");
+        let h = Headers { user: http::HeaderName::from_static("remote-user"), ..Default::default() };
         let mut r = req(&[
             ("X-Auth-Request-User", "admin"),
             ("x-auth-request-groups", "admins"),

@@ -263,7 +263,7 @@ fn echo(listen: SocketAddr, format: LogFormat) -> ExitCode {
         match portcullis::echo::start(listen).await {
             Ok((addr, task)) => {
                 tracing::info!(%addr, "echo backend listening");
-                let _ = tokio::select! { _ = task => (), _ = tokio::signal::ctrl_c() => () };
+                tokio::select! { _ = task => (), _ = tokio::signal::ctrl_c() => () }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -119,6 +119,7 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
         peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
         peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+        peer.group_key = upstream.trust_key;
         if let Some(ca) = &upstream.ca {
             use pingora::utils::tls::WrappedX509;
             let certs: Vec<WrappedX509> = ca

@@ -113,6 +113,10 @@ pub struct Upstream {
     pub tls: bool,
     /// Trusted roots for this upstream (DER), when `upstream_ca` is set.
     pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    /// Distinguishes trust settings in pingora's connection pool, whose reuse key ignores
+    /// the CA: without it a connection verified for one route's CA would serve a route
+    /// that trusts another.
+    pub trust_key: u64,
     resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
 }
 
@@ -134,12 +138,19 @@ impl Upstream {
             .parse::<std::net::IpAddr>()
             .ok()
             .map(|ip| (Instant::now(), SocketAddr::new(ip, port)));
+        let trust_key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            ca.as_deref().hash(&mut h);
+            h.finish()
+        };
         Upstream {
             url: url.as_str().trim_end_matches('/').to_owned(),
             host,
             port,
             tls,
             ca,
+            trust_key,
             resolved: std::sync::Mutex::new(literal),
         }
     }
@@ -246,7 +257,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn new(mut routes: Vec<Route>) -> Self {
-        routes.sort_by(|a, b| b.rank().cmp(&a.rank()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.rank()));
         RouteTable {
             routes: routes.into_iter().map(Arc::new).collect(),
         }

@@ -1,0 +1,559 @@
+//! The gateway process proxying to in-process upstreams: routing, path normalization,
+//! header hygiene, upstream choice, TLS, WebSocket, streaming, operations.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{echoed, get, raw, Gateway};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// A gateway with one route of every auth kind, all to the same echo upstream.
+async fn every_route_kind(extra_server: &str) -> (Gateway, std::net::SocketAddr) {
+    let up = support::echo().await;
+    let rest = format!(
+        r#"
+[provider]
+issuer = "http://127.0.0.1:1/realms/test"
+client_id = "portcullis"
+
+[session]
+secrets = ["{SECRET}"]
+
+[headers]
+user = "Remote-User"
+
+[[routes]]
+name = "public"
+path = "/"
+upstream = "http://{up}"
+auth = "public"
+
+[[routes]]
+name = "bearer"
+path = "/api/"
+upstream = "http://{up}"
+auth = "bearer"
+
+[[routes]]
+name = "login"
+path = "/app/"
+upstream = "http://{up}"
+auth = "login"
+
+[[routes]]
+name = "any"
+path = "/any/"
+upstream = "http://{up}"
+auth = "any"
+"#
+    );
+    (Gateway::start(extra_server, &rest).await, up)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_identity_headers_never_reach_the_backend() {
+    let (gw, _) = every_route_kind("").await;
+    let forged = [
+        ("X-Auth-Request-User", "admin"),
+        ("x-auth-request-groups", "admins"),
+        ("X_Auth_Request_Email", "root@example.com"),
+        ("X-Auth-Request-Something-New", "1"),
+        ("Remote-User", "root"),
+        ("Remote_User", "root"),
+        ("Connection", "X-Smuggled"),
+        ("X-Smuggled", "1"),
+        ("Cookie", "_portcullis=forged; theme=dark; _portcullis_1=x"),
+        ("X-Kept", "yes"),
+    ];
+    let r = get(gw.addr, "/page", &forged).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let echo = r.echo().expect("the backend answered");
+    let names: Vec<String> = echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap().to_owned())
+        .collect();
+    for n in &names {
+        let c = n.replace('_', "-");
+        assert!(
+            !c.starts_with("x-auth-request-") && c != "remote-user" && c != "x-smuggled",
+            "{n} reached the backend: {names:?}"
+        );
+    }
+    assert_eq!(echoed(&echo, "cookie"), ["theme=dark"]);
+    assert_eq!(echoed(&echo, "x-kept"), ["yes"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_needing_credentials_refuse_every_request_without_reaching_the_backend() {
+    let (gw, _) = every_route_kind("").await;
+    for (path, challenge) in [("/api/x", true), ("/app/x", false), ("/any/x", true)] {
+        for headers in [
+            vec![],
+            vec![("Authorization", "Bearer eyJhbGciOiJub25lIn0.e30.")],
+            vec![("Authorization", "Basic YWxpY2U6cHc=")],
+            vec![("Cookie", "_portcullis=planted"), ("Accept", "text/html")],
+            vec![("X-Auth-Request-User", "admin")],
+        ] {
+            let r = get(gw.addr, path, &headers).await;
+            assert_eq!(r.status, 401, "{path} {headers:?}: {r:?}");
+            assert!(r.echo().is_none(), "{path} reached the backend");
+            let has_challenge = r
+                .head
+                .to_ascii_lowercase()
+                .contains("www-authenticate: bearer realm=\"portcullis\"");
+            assert_eq!(has_challenge, challenge, "{path}: {}", r.head);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_headers_from_untrusted_clients_are_replaced() {
+    let (gw, _) = every_route_kind("").await;
+    let r = get(
+        gw.addr,
+        "/",
+        &[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.test"),
+            ("X-Real-IP", "6.6.6.6"),
+        ],
+    )
+    .await;
+    let echo = r.echo().unwrap();
+    assert_eq!(echoed(&echo, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(echoed(&echo, "x-forwarded-proto"), ["http"]);
+    assert_eq!(echoed(&echo, "x-forwarded-host"), [gw.addr.to_string()]);
+    assert!(echoed(&echo, "x-real-ip").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_headers_from_trusted_proxies_are_kept_and_extended() {
+    let (gw, _) = every_route_kind("trusted_proxies = [\"127.0.0.0/8\"]").await;
+    let r = get(
+        gw.addr,
+        "/",
+        &[
+            ("X-Forwarded-For", "203.0.113.5"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "app.example.com"),
+        ],
+    )
+    .await;
+    let echo = r.echo().unwrap();
+    assert_eq!(echoed(&echo, "x-forwarded-for"), ["203.0.113.5, 127.0.0.1"]);
+    assert_eq!(echoed(&echo, "x-forwarded-proto"), ["https"]);
+    assert_eq!(echoed(&echo, "x-forwarded-host"), ["app.example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn path_attacks_are_refused_before_any_route() {
+    let (gw, _) = every_route_kind("").await;
+    let corpus = [
+        "/../etc/passwd",
+        "/api/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/api/%2E%2E/%2e%2e/x",
+        "/app%2Fadmin",
+        "/app%2fadmin",
+        "/app%5Cadmin",
+        "/app\\admin",
+        "/app%00admin",
+        "/public/..;/app/x",
+        "/%c0%ae%c0%ae/app",
+        "/a%zz",
+    ];
+    for path in corpus {
+        let r = get(gw.addr, path, &[]).await;
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+        assert!(r.echo().is_none(), "{path} reached the backend");
+    }
+    // A raw NUL or a path longer than the limit never gets through either.
+    let r = raw(
+        gw.addr,
+        b"GET /a\0b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!((400..500).contains(&r.status), "{r:?}");
+    let long = format!("/{}", "a".repeat(9000));
+    let r = get(gw.addr, &long, &[]).await;
+    assert!((400..500).contains(&r.status), "{}", r.status);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backend_receives_the_path_the_route_matched() {
+    let (gw, _) = every_route_kind("").await;
+    let r = get(gw.addr, "/x/./y//z/../w%7e?q=%2F1&b", &[]).await;
+    assert_eq!(r.echo().unwrap()["uri"], "/x/y/w~?q=%2F1&b");
+    // A dot-segment trick cannot smuggle a request for a login route onto the public one.
+    let r = get(gw.addr, "/public/../app/secret", &[]).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = get(gw.addr, "/%61pp/secret", &[]).await;
+    assert_eq!(
+        r.status, 401,
+        "an encoded letter is decoded before routing: {r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unmatched_requests_get_404_from_the_gateway_not_a_backend() {
+    let up = support::echo().await;
+    let rest = format!(
+        r#"
+[[routes]]
+name = "api"
+path = "/api/"
+upstream = "http://{up}"
+auth = "public"
+
+[[routes]]
+name = "tenant"
+host = "*.example.com"
+path = "/"
+upstream = "http://{up}"
+auth = "public"
+"#
+    );
+    let gw = Gateway::start("", &rest).await;
+    let r = get(gw.addr, "/other", &[]).await;
+    assert_eq!(r.status, 404);
+    assert!(r.echo().is_none());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["error"],
+        "not_found"
+    );
+    let r = get(gw.addr, "/apiary", &[]).await;
+    assert_eq!(r.status, 404, "a prefix matches whole segments");
+    let mut req =
+        b"GET /anything HTTP/1.1\r\nHost: a.example.com:8080\r\nConnection: close\r\n\r\n".to_vec();
+    assert_eq!(
+        raw(gw.addr, &req).await.status,
+        200,
+        "a subdomain matches the wildcard, port ignored"
+    );
+    req = b"GET /anything HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n".to_vec();
+    assert_eq!(
+        raw(gw.addr, &req).await.status,
+        404,
+        "the wildcard does not match the apex"
+    );
+    assert_eq!(
+        get(gw.addr, "/_portcullis/nothing-here", &[]).await.status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_spread_over_upstreams_and_skip_a_dead_one() {
+    let (a, b) = (support::echo().await, support::echo().await);
+    let dead = support::free_port();
+    let rest = format!(
+        r#"
+[[routes]]
+name = "rr"
+path = "/"
+upstreams = ["http://{a}", "http://{b}"]
+auth = "public"
+
+[[routes]]
+name = "half-dead"
+path = "/hd/"
+upstreams = ["http://127.0.0.1:{dead}", "http://{a}"]
+auth = "public"
+
+[[routes]]
+name = "all-dead"
+path = "/dead/"
+upstream = "http://127.0.0.1:{dead}"
+auth = "public"
+"#
+    );
+    let gw = Gateway::start("", &rest).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let r = get(gw.addr, "/", &[]).await;
+        seen.insert(r.echo().unwrap()["server"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen.len(), 2, "both upstreams answered: {seen:?}");
+    for _ in 0..4 {
+        assert_eq!(
+            get(gw.addr, "/hd/x", &[]).await.status,
+            200,
+            "a refused connection moves on to the next upstream"
+        );
+    }
+    let r = get(gw.addr, "/dead/x", &[]).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["error"],
+        "bad_gateway"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstreams_are_verified_against_upstream_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = support::pki(dir.path(), "good");
+    let other = support::pki(dir.path(), "other");
+    let up = support::tls_echo(&good).await;
+    let rest = format!(
+        r#"
+[[routes]]
+name = "trusted"
+path = "/trusted/"
+upstream = "https://127.0.0.1:{port}"
+upstream_ca = "{good_ca}"
+auth = "public"
+
+[[routes]]
+name = "wrong-ca"
+path = "/wrong/"
+upstream = "https://127.0.0.1:{port}"
+upstream_ca = "{other_ca}"
+auth = "public"
+
+[[routes]]
+name = "system-roots"
+path = "/system/"
+upstream = "https://127.0.0.1:{port}"
+auth = "public"
+"#,
+        port = up.port(),
+        good_ca = good.ca_pem.display(),
+        other_ca = other.ca_pem.display(),
+    );
+    let gw = Gateway::start("", &rest).await;
+    let r = get(gw.addr, "/trusted/x", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}\n{}", gw.log());
+    assert_eq!(r.echo().unwrap()["uri"], "/trusted/x");
+    for path in ["/wrong/x", "/system/x"] {
+        let r = get(gw.addr, path, &[]).await;
+        assert_eq!(
+            r.status, 502,
+            "{path}: a certificate from an untrusted CA must be refused: {r:?}"
+        );
+        assert!(r.echo().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_terminated_with_server_tls() {
+    let up = support::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::pki(dir.path(), "front");
+    let (port, admin) = (support::free_port(), support::free_port());
+    let config = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:{port}"]
+public_url = "https://127.0.0.1:{port}"
+tls = {{ cert = "{cert}", key = "{key}" }}
+threads = 1
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[[routes]]
+path = "/"
+upstream = "http://{up}"
+auth = "public"
+"#,
+        cert = pki.cert_pem.display(),
+        key = pki.key_pem.display(),
+    );
+    let gw = Gateway::spawn(dir, &config, port, admin, &[]).await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_pem).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("https://127.0.0.1:{port}/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echoed(&echo, "x-forwarded-proto"), ["https"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrades_are_proxied() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() {
+                        ws.send(Message::text(format!("echo: {}", msg.to_text().unwrap())))
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let rest =
+        format!("[[routes]]\npath = \"/ws/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n");
+    let gw = Gateway::start("", &rest).await;
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", gw.addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("hello")).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.to_text().unwrap(), "echo: hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_stream_through_in_both_directions() {
+    let (gw, _) = every_route_kind("").await;
+    const SIZE: usize = 64 << 20;
+    // Upload: a chunked 64 MiB body produced on the fly.
+    let chunks = futures_util::stream::iter(
+        (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'u'; 1 << 20]))),
+    );
+    let r = support::client()
+        .post(gw.url("/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echo["body_bytes"], SIZE);
+    // Download: 64 MiB from the backend, read as a stream.
+    let r = support::client()
+        .get(gw.url(&format!("/download?bytes={SIZE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut total = 0usize;
+    let mut stream = r.bytes_stream();
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        total += chunk.unwrap().len();
+    }
+    assert_eq!(total, SIZE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_endpoints_answer_only_on_the_admin_listener() {
+    let (gw, _) = every_route_kind("").await;
+    get(gw.addr, "/counted", &[]).await;
+    let c = support::client();
+    let admin = |p: &str| format!("http://{}{p}", gw.admin);
+    assert_eq!(c.get(admin("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(admin("/readyz")).send().await.unwrap().status(), 200);
+    let metrics = c
+        .get(admin("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"portcullis_requests_total{route="public",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    // On the public listener these are ordinary paths of the public route.
+    let r = get(gw.addr, "/metrics", &[]).await;
+    assert_eq!(r.echo().unwrap()["uri"], "/metrics");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_auth_decides_by_the_forwarded_request() {
+    let (gw, _) = every_route_kind("").await;
+    let ask = |uri: &'static str| {
+        let addr = gw.addr;
+        async move {
+            get(
+                addr,
+                "/_portcullis/auth",
+                &[
+                    ("X-Forwarded-Method", "GET"),
+                    ("X-Forwarded-Host", "app.test"),
+                    ("X-Forwarded-Uri", uri),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(ask("/public/page?x=1").await.status, 200);
+    let r = ask("/api/orders").await;
+    assert_eq!(r.status, 401);
+    assert!(
+        !r.head.to_ascii_lowercase().contains("location:"),
+        "forward-auth never redirects"
+    );
+    assert_eq!(ask("/app/x").await.status, 401);
+    assert_eq!(ask("/a/../../x").await.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_have_one_line_per_request_with_route_status_and_upstream() {
+    let up = support::echo().await;
+    let rest = format!("[[routes]]\nname = \"logged\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n");
+    let gw = Gateway::start_with("", &rest, &["--log-format", "json"]).await;
+    get(gw.addr, "/one?token=secret-in-query", &[]).await;
+    get(gw.addr, "/../x", &[]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = gw.log();
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "portcullis::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{log}");
+    assert_eq!(access[0]["route"], "logged");
+    assert_eq!(access[0]["status"], 200);
+    assert_eq!(access[0]["upstream"], format!("http://{up}"));
+    assert!(access[0]["duration_ms"].is_number());
+    assert_eq!(access[1]["status"], 400);
+    assert!(
+        !log.contains("secret-in-query"),
+        "query strings may carry tokens and are not logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_gateway_exit_cleanly() {
+    let (mut gw, _) = every_route_kind("").await;
+    assert_eq!(get(gw.addr, "/", &[]).await.status, 200);
+    let mut child = gw.take_child();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 15 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, Some(0), "{}", gw.log());
+}
