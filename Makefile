@@ -1,0 +1,52 @@
+# `make test` installs what the tests need (idempotently) and runs every test.
+#   apt:  cmake (pingora builds zlib-ng with it)
+#   npm:  tests/e2e (oidc-provider, playwright-core), pinned by package-lock.json
+#   pip:  tests/e2e/dot/.venv (django-oauth-toolkit), pinned by requirements.txt
+
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := cmake
+CARGO_TEST := cargo test --release --locked --no-fail-fast
+
+.PHONY: test deps apt npm pip rust-test e2e-test bench check fmt clippy clean-e2e
+
+test: deps rust-test e2e-test
+
+deps: apt npm pip
+
+# Installs only what is missing, so a second run asks no registry.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+npm: tests/e2e/node_modules/.stamp
+
+tests/e2e/node_modules/.stamp: tests/e2e/package.json tests/e2e/package-lock.json
+	cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+pip:
+	bash tests/e2e/dot/setup.sh
+
+rust-test:
+	$(CARGO_TEST)
+
+e2e-test: npm pip
+	cd tests/e2e && node --test provider/
+	tests/e2e/dot/.venv/bin/python -m unittest discover -s tests/e2e/dot -p 'test_*.py'
+
+bench:
+	cargo build --release --locked
+	benches/load/run.sh
+
+check:
+	cargo run --release --locked -- check -c gateway.toml
+
+fmt:
+	cargo fmt --all
+
+clippy:
+	cargo clippy --release --all-targets -- -D warnings
