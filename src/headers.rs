@@ -16,17 +16,23 @@ use crate::identity::Identity;
 /// The prefix every identity header of ours may start with.
 const IDENTITY_PREFIX: &str = "x-auth-request-";
 
-/// Lower-case with `_` read as `-`: how proxies and CGI-style backends may see a name.
-fn canonical(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
-        .collect()
+/// A header-name byte as proxies and CGI-style backends may read it: any case, `_` as `-`.
+fn fold(b: u8) -> u8 {
+    if b == b'_' {
+        b'-'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// Whether two header names are the same once folded.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+/// Whether `name` starts with `prefix` once folded.
+fn starts_like(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix)
 }
 
 /// The gateway's cookie names: the session cookie, its chunks and login-state cookies all
@@ -52,24 +58,24 @@ pub fn strip_client_identity(
     names: &Headers,
     cookies: &OwnCookies,
 ) -> Vec<String> {
-    let configured: Vec<String> = names.all().map(|n| canonical(n.as_str())).collect();
-    let nominated: Vec<String> = req
+    // Header names are lower-case in the map already; only `_` needs reading as `-`.
+    let nominated: Vec<&str> = req
         .headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| canonical(t.trim()))
-        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive" && t != "upgrade")
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !["close", "keep-alive", "upgrade"].iter().any(|h| t.eq_ignore_ascii_case(h)))
         .collect();
-
     let doomed: Vec<String> = req
         .headers
         .keys()
         .map(|k| k.as_str())
         .filter(|k| {
-            let c = canonical(k);
-            c.starts_with(IDENTITY_PREFIX) || configured.contains(&c) || nominated.contains(&c)
+            starts_like(k, IDENTITY_PREFIX)
+                || names.all().any(|n| same_name(k, n.as_str()))
+                || nominated.iter().any(|n| same_name(k, n))
         })
         .map(str::to_owned)
         .collect();

@@ -201,31 +201,22 @@ impl ProxyHttp for Gateway {
 
     /// One log line and the metrics for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map(|r| r.status);
         let route = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
         let elapsed = ctx.start.elapsed();
-        METRICS
-            .requests
-            .with_label_values(&[route, &status.to_string()])
-            .inc();
-        METRICS
-            .duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
-        let method = session.req_header().method.as_str().to_owned();
-        let client = session
-            .client_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let status_label = status.as_ref().map_or("0", http::StatusCode::as_str);
+        METRICS.requests.with_label_values(&[route, status_label]).inc();
+        METRICS.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        // Field values are only evaluated when the access log is enabled.
         tracing::info!(
             target: "portcullis::access",
-            method,
+            method = session.req_header().method.as_str(),
             path = %ctx.path,
             route,
-            status,
+            status = status.map_or(0, |s| s.as_u16()),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             upstream = ctx.upstream.as_deref().unwrap_or("-"),
-            client,
+            client = %session.client_addr().map(ToString::to_string).unwrap_or_default(),
             reason = ctx.refusal.unwrap_or("-"),
             error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
         );
