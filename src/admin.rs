@@ -7,22 +7,35 @@ use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::auth::verifier::Verifier;
 use crate::telemetry::METRICS;
 
-/// Whether the gateway can serve every route: set once what the routes depend on is
-/// loaded.
-#[derive(Debug, Default)]
+/// Whether the gateway can serve every route: every issuer's discovery and keys are
+/// loaded. Once ready it stays ready through a provider outage, since cached keys keep
+/// verifying.
+#[derive(Debug)]
 pub struct Readiness {
+    verifier: Arc<Verifier>,
     ready: AtomicBool,
 }
 
 impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Readiness {
+            verifier,
+            ready: AtomicBool::new(false),
+        }
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        if self.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        let now = self.verifier.is_ready();
+        if now {
+            self.ready.store(true, Ordering::Release);
+        }
+        now
     }
 }
 

@@ -1,33 +1,138 @@
 //! Who is calling, and whether the route lets them in.
 //!
-//! `public` routes admit everyone. Until bearer tokens and browser sessions are verified,
-//! `login`, `bearer` and `any` routes refuse every request: a route that needs credentials
-//! never lets one through unverified.
+//! `public` routes admit everyone. `bearer` (and the bearer half of `any`) verify
+//! `Authorization: Bearer` with [`verifier::Verifier`], then apply the route's rules.
+//! Until browser sessions land, a `login` route — and an `any` route without a bearer
+//! token — refuses every request: nothing is ever let through unverified.
+
+pub mod claims;
+pub mod error;
+pub mod introspect;
+pub mod issuer;
+pub mod jwt;
+pub mod verifier;
+
+use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 
 use crate::config::AuthMode;
 use crate::policy::route::Route;
+use crate::policy::rules::{self, Denial};
 use crate::proxy::respond::Refusal;
+use error::TokenError;
+use verifier::{Failure, Verified, Verifier};
 
 /// What authentication concluded for one request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The route is public: no identity is asserted.
+    /// Let through without an identity: a public route, or an allowed CORS preflight.
     Anonymous,
+    Authenticated(Arc<Verified>),
     Refused(Refusal),
 }
 
-/// Decides a request on a route.
-pub fn authenticate(route: &Route, _req: &RequestHeader) -> Outcome {
-    match route.auth {
-        AuthMode::Public => Outcome::Anonymous,
-        AuthMode::Bearer | AuthMode::Any => Outcome::Refused(Refusal::Unauthenticated {
+/// The bearer credential of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bearer<'a> {
+    /// No `Authorization: Bearer` (Basic credentials and `?access_token=` count as none).
+    Absent,
+    Token(&'a str),
+    /// Several `Authorization` headers, or a bearer value that is not a b64token.
+    Malformed,
+}
+
+/// Reads `Authorization: Bearer <token>`; the scheme is case-insensitive.
+pub fn bearer(req: &RequestHeader) -> Bearer<'_> {
+    let mut values = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return if req.headers.contains_key(http::header::AUTHORIZATION) {
+            Bearer::Malformed
+        } else {
+            Bearer::Absent
+        };
+    };
+    let Ok(value) = value.to_str() else {
+        return Bearer::Malformed;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::Absent;
+    }
+    let token = rest.trim_matches(' ');
+    // RFC 6750 b64token: what JWTs and opaque tokens are made of.
+    let b64token = !token.is_empty()
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if b64token {
+        Bearer::Token(token)
+    } else {
+        Bearer::Malformed
+    }
+}
+
+/// Whether the request is a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`).
+fn is_cors_preflight(req: &RequestHeader) -> bool {
+    req.method == http::Method::OPTIONS
+        && req.headers.contains_key(http::header::ORIGIN)
+        && req
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// Verifies the bearer token of a request, within `max_token_bytes`.
+pub async fn verify_bearer(
+    verifier: &Verifier,
+    req: &RequestHeader,
+    max_token_bytes: usize,
+) -> Result<Arc<Verified>, Refusal> {
+    match bearer(req) {
+        Bearer::Absent => Err(Refusal::MissingCredentials {
             bearer_challenge: true,
         }),
-        AuthMode::Login => Outcome::Refused(Refusal::Unauthenticated {
-            bearer_challenge: false,
+        Bearer::Malformed => Err(Refusal::InvalidToken(TokenError::Malformed)),
+        Bearer::Token(t) if t.len() > max_token_bytes => Err(Refusal::TokenTooLarge),
+        Bearer::Token(t) => verifier.verify(t).await.map_err(|f| match f {
+            Failure::Invalid(e) => Refusal::InvalidToken(e),
+            Failure::Unavailable(u) => Refusal::Unavailable(u),
         }),
+    }
+}
+
+/// Decides a request on a route; `method` is the one the rules see (forward-auth passes
+/// `X-Forwarded-Method`).
+pub async fn authenticate(
+    verifier: &Verifier,
+    route: &Route,
+    req: &RequestHeader,
+    method: &str,
+    max_token_bytes: usize,
+) -> Outcome {
+    match route.auth {
+        AuthMode::Public => return Outcome::Anonymous,
+        AuthMode::Login => {
+            return Outcome::Refused(Refusal::MissingCredentials {
+                bearer_challenge: false,
+            })
+        }
+        AuthMode::Bearer | AuthMode::Any => {}
+    }
+    if route.cors_preflight && is_cors_preflight(req) && bearer(req) == Bearer::Absent {
+        return Outcome::Anonymous;
+    }
+    let verified = match verify_bearer(verifier, req, max_token_bytes).await {
+        Ok(v) => v,
+        Err(r) => return Outcome::Refused(r),
+    };
+    match rules::check(route, method, &verified.identity) {
+        Ok(()) => Outcome::Authenticated(verified),
+        Err(Denial::NotAllowed(kind)) => Outcome::Refused(Refusal::Forbidden(kind)),
+        Err(Denial::InsufficientScope(needed)) => {
+            Outcome::Refused(Refusal::InsufficientScope(needed))
+        }
     }
 }
 
@@ -61,8 +166,52 @@ pub fn selftest() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn req(auth: &[&str]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/?access_token=abc", None).unwrap();
+        for a in auth {
+            r.append_header("authorization", *a).unwrap();
+        }
+        r
+    }
+
     #[test]
     fn jwt_crypto_backend_is_usable() {
-        super::selftest().unwrap();
+        selftest().unwrap();
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer abc.def.ghi",
+            "bearer abc.def.ghi",
+            "BEARER abc.def.ghi",
+            "Bearer  abc.def.ghi",
+        ] {
+            assert_eq!(bearer(&req(&[v])), Bearer::Token("abc.def.ghi"), "{v}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_and_query_tokens_are_no_credentials() {
+        assert_eq!(bearer(&req(&["Basic YWxpY2U6cHc="])), Bearer::Absent);
+        assert_eq!(
+            bearer(&req(&[])),
+            Bearer::Absent,
+            "?access_token= is not a credential"
+        );
+    }
+
+    #[test]
+    fn malformed_bearer_values_are_not_guessed_at() {
+        assert_eq!(bearer(&req(&["Bearer"])), Bearer::Malformed);
+        assert_eq!(bearer(&req(&["Bearer a b"])), Bearer::Malformed);
+        assert_eq!(bearer(&req(&["Bearer a\"b"])), Bearer::Malformed);
+        assert_eq!(
+            bearer(&req(&["Bearer a", "Bearer b"])),
+            Bearer::Malformed,
+            "two Authorization headers"
+        );
     }
 }

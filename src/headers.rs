@@ -66,7 +66,12 @@ pub fn strip_client_identity(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|t| !t.is_empty() && !["close", "keep-alive", "upgrade"].iter().any(|h| t.eq_ignore_ascii_case(h)))
+        .filter(|t| {
+            !t.is_empty()
+                && !["close", "keep-alive", "upgrade"]
+                    .iter()
+                    .any(|h| t.eq_ignore_ascii_case(h))
+        })
         .collect();
     let doomed: Vec<String> = req
         .headers
@@ -213,12 +218,12 @@ fn set_or_remove(req: &mut RequestHeader, name: &'static str, value: Option<Stri
     }
 }
 
-/// Sets the identity headers of an authenticated caller. Lists are joined with `,`,
-/// sorted bytewise, without duplicates; a value holding a control character or a comma is
+/// The identity headers of an authenticated caller. Lists are joined with `,`, sorted
+/// bytewise, without duplicates; a value holding a control character or a comma is
 /// dropped and logged.
-pub fn set_identity(req: &mut RequestHeader, who: &Identity, names: &Headers) {
-    let single = |v: &Option<String>| v.as_deref().and_then(|s| clean(s).then(|| s.to_owned()));
-    let pairs: [(&http::HeaderName, Option<String>); 7] = [
+pub fn identity_headers(who: &Identity, names: &Headers) -> Vec<(http::HeaderName, String)> {
+    let single = |v: &Option<String>| v.as_deref().filter(|s| clean(s)).map(str::to_owned);
+    let mut out: Vec<(http::HeaderName, String)> = [
         (&names.user, single(&who.user)),
         (&names.email, single(&who.email)),
         (&names.subject, single(&who.subject)),
@@ -226,16 +231,25 @@ pub fn set_identity(req: &mut RequestHeader, who: &Identity, names: &Headers) {
         (&names.groups, join(&who.groups)),
         (&names.roles, join(&who.roles)),
         (&names.scopes, join(&who.scopes)),
-    ];
-    for (name, value) in pairs {
-        req.remove_header(name);
-        if let Some(v) = value {
-            let _ = req.insert_header(name.clone(), v);
-        }
-    }
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| Some((n.clone(), v?)))
+    .collect();
     if let (Some(name), Some(token)) = (&names.access_token, &who.access_token) {
+        out.push((name.clone(), token.expose().to_owned()));
+    }
+    out
+}
+
+/// Sets the identity headers of an authenticated caller, replacing any of the same name.
+pub fn set_identity(req: &mut RequestHeader, who: &Identity, names: &Headers) {
+    for name in names.all() {
         req.remove_header(name);
-        let _ = req.insert_header(name.clone(), token.expose());
+    }
+    for (name, value) in identity_headers(who, names) {
+        if req.insert_header(name, value).is_err() {
+            tracing::debug!("dropped an identity value that is not a valid header value");
+        }
     }
 }
 
@@ -280,7 +294,10 @@ mod tests {
 
     #[test]
     fn client_identity_headers_are_stripped_in_any_spelling() {
-        let h = Headers { user: http::HeaderName::from_static("remote-user"), ..Default::default() };
+        let h = Headers {
+            user: http::HeaderName::from_static("remote-user"),
+            ..Default::default()
+        };
         let mut r = req(&[
             ("X-Auth-Request-User", "admin"),
             ("x-auth-request-groups", "admins"),

@@ -10,6 +10,9 @@ use crate::secret::Secret;
 pub struct Identity {
     pub user: Option<String>,
     pub email: Option<String>,
+    /// False only when the token says `email_verified: false`.
+    #[serde(skip)]
+    pub email_verified: bool,
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub subject: Option<String>,

@@ -11,6 +11,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
+use crate::auth::verifier::{Verified, Verifier};
 use crate::auth::{self, Outcome};
 use crate::config::Config;
 use crate::headers::{self, OwnCookies, Peer};
@@ -25,12 +26,13 @@ pub const RESERVED_PREFIX: &str = "/_portcullis/";
 /// The proxy. Shared by every worker; per-request state lives in [`Ctx`].
 pub struct Gateway {
     config: Arc<Config>,
+    verifier: Arc<Verifier>,
     cookies: OwnCookies,
     scheme: &'static str,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, verifier: Arc<Verifier>) -> Self {
         let cookies = OwnCookies {
             base: config
                 .session
@@ -45,6 +47,7 @@ impl Gateway {
         };
         Gateway {
             config,
+            verifier,
             cookies,
             scheme,
         }
@@ -61,6 +64,8 @@ pub struct Ctx {
     upstream: Option<String>,
     attempts: usize,
     refusal: Option<&'static str>,
+    /// The authenticated caller, whose identity the backend receives.
+    caller: Option<Arc<Verified>>,
 }
 
 /// Whether a filter answered the request itself or lets it go on to the backend.
@@ -87,6 +92,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             attempts: 0,
             refusal: None,
+            caller: None,
         }
     }
 
@@ -146,7 +152,7 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    /// Sends the backend the normalized path, `X-Forwarded-*`, and (soon) identity.
+    /// Sends the backend the normalized path, `X-Forwarded-*`, and the caller's identity.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -173,6 +179,9 @@ impl ProxyHttp for Gateway {
             },
             &self.config.server.trusted_proxies,
         );
+        if let Some(caller) = &ctx.caller {
+            headers::set_identity(upstream, &caller.identity, &self.config.headers);
+        }
         Ok(())
     }
 
@@ -205,8 +214,14 @@ impl ProxyHttp for Gateway {
         let route = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
         let elapsed = ctx.start.elapsed();
         let status_label = status.as_ref().map_or("0", http::StatusCode::as_str);
-        METRICS.requests.with_label_values(&[route, status_label]).inc();
-        METRICS.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        METRICS
+            .requests
+            .with_label_values(&[route, status_label])
+            .inc();
+        METRICS
+            .duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
         // Field values are only evaluated when the access log is enabled.
         tracing::info!(
             target: "portcullis::access",
@@ -237,8 +252,18 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
-        match auth::authenticate(&route, session.req_header()) {
+        let req = session.req_header();
+        let outcome = auth::authenticate(
+            &self.verifier,
+            &route,
+            req,
+            req.method.as_str(),
+            self.config.server.max_token_bytes,
+        )
+        .await;
+        match outcome {
             Outcome::Anonymous => {}
+            Outcome::Authenticated(v) => ctx.caller = Some(v),
             Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
         }
         let removed = headers::strip_client_identity(
@@ -256,16 +281,7 @@ impl Gateway {
     async fn endpoint(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
         match ctx.path.as_str() {
             "/_portcullis/auth" => self.forward_auth(session, ctx).await,
-            "/_portcullis/userinfo" => {
-                self.refuse(
-                    session,
-                    ctx,
-                    Refusal::Unauthenticated {
-                        bearer_challenge: true,
-                    },
-                )
-                .await
-            }
+            "/_portcullis/userinfo" => self.userinfo(session, ctx).await,
             _ => self.refuse(session, ctx, Refusal::NoEndpoint).await,
         }
     }
@@ -282,6 +298,7 @@ impl Gateway {
         };
         let host = header("x-forwarded-host").or_else(|| request_host(req));
         let uri = header("x-forwarded-uri").unwrap_or_else(|| "/".to_owned());
+        let method = header("x-forwarded-method").unwrap_or_else(|| req.method.as_str().to_owned());
         let raw_path = uri.split('?').next().unwrap_or("/");
         let target = match path::normalize(raw_path) {
             Ok(p) => p,
@@ -291,18 +308,46 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
-        match auth::authenticate(&route, session.req_header()) {
-            Outcome::Anonymous => {
-                respond::send_json(
-                    session,
-                    200,
-                    &serde_json::json!({ "route": route.name }),
-                    &[],
-                )
-                .await?;
+        let outcome = auth::authenticate(
+            &self.verifier,
+            &route,
+            session.req_header(),
+            &method,
+            self.config.server.max_token_bytes,
+        )
+        .await;
+        let identity = match outcome {
+            Outcome::Anonymous => Vec::new(),
+            Outcome::Authenticated(v) => {
+                headers::identity_headers(&v.identity, &self.config.headers)
+            }
+            Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
+        };
+        respond::send_json(
+            session,
+            200,
+            &serde_json::json!({ "route": route.name }),
+            &identity,
+        )
+        .await?;
+        Ok(Handled::Responded)
+    }
+
+    /// The caller's identity as JSON, for bearer callers (sessions come with browser login).
+    async fn userinfo(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        match auth::verify_bearer(
+            &self.verifier,
+            session.req_header(),
+            self.config.server.max_token_bytes,
+        )
+        .await
+        {
+            Ok(v) => {
+                let who = serde_json::to_value(&v.identity).unwrap_or_default();
+                respond::send_json(session, 200, &who, &[]).await?;
                 Ok(Handled::Responded)
             }
-            Outcome::Refused(r) => self.refuse(session, ctx, r).await,
+            Err(r) => self.refuse(session, ctx, r).await,
         }
     }
 

@@ -7,8 +7,36 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::admin::{Admin, Readiness};
+use crate::auth::verifier::{http_client, system_clock, Verifier};
 use crate::config::Config;
 use crate::proxy::Gateway;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::{background_service, BackgroundService};
+
+/// Loads every issuer's discovery and keys, retrying with backoff, then keeps the keys
+/// fresh, until shutdown.
+struct KeepIssuersLoaded {
+    verifier: Arc<Verifier>,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for KeepIssuersLoaded {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let tasks: Vec<_> = self
+            .verifier
+            .issuers()
+            .iter()
+            .map(|i| {
+                let issuer = i.clone();
+                tokio::spawn(async move { issuer.maintain().await })
+            })
+            .collect();
+        let _ = shutdown.changed().await;
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
 
 /// Builds the pingora server for a configuration: the proxy on every `server.listen`
 /// address (TLS when `server.tls` is set), and the admin listener.
@@ -23,12 +51,15 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let readiness = Arc::new(Readiness::default());
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(config.clone()),
-        "portcullis",
-    );
+    let verifier = Arc::new(Verifier::from_config(
+        &config,
+        http_client(),
+        system_clock(),
+    ));
+    let readiness = Arc::new(Readiness::new(verifier.clone()));
+    let gateway = Gateway::new(config.clone(), verifier.clone());
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &config.server.listen {
         let addr = addr.to_string();
         match &config.server.tls {
@@ -57,7 +88,11 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
         admin.threads = Some(1);
         server.add_service(admin);
     }
-    // Nothing the routes need is fetched yet: ready as soon as the listeners are up.
-    readiness.set(true);
+    if !verifier.issuers().is_empty() {
+        server.add_service(background_service(
+            "issuers",
+            KeepIssuersLoaded { verifier },
+        ));
+    }
     Ok(server)
 }

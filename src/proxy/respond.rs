@@ -7,6 +7,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::auth::error::{TokenError, Unavailable};
 use crate::policy::path::PathError;
 
 /// Why the gateway answered instead of the backend.
@@ -18,8 +19,18 @@ pub enum Refusal {
     NoRoute,
     /// A reserved `/_portcullis/` path that does not exist (or not in this configuration).
     NoEndpoint,
-    /// The route needs credentials and none were accepted.
-    Unauthenticated { bearer_challenge: bool },
+    /// No credentials; `bearer_challenge` adds `WWW-Authenticate: Bearer realm="portcullis"`.
+    MissingCredentials { bearer_challenge: bool },
+    /// A bearer token that is not accepted.
+    InvalidToken(TokenError),
+    /// A bearer token longer than `max_token_bytes`.
+    TokenTooLarge,
+    /// A rule in `allow` is not met (names the kind of rule).
+    Forbidden(&'static str),
+    /// The scopes the method needs, or `None` when no `scopes` key covers the method.
+    InsufficientScope(Option<Vec<String>>),
+    /// The token could not be checked now: keys not loaded, introspection unreachable.
+    Unavailable(Unavailable),
     /// No upstream of the route could be reached.
     UpstreamUnreachable,
 }
@@ -27,19 +38,25 @@ pub enum Refusal {
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::BadPath(_) => 400,
+            Refusal::BadPath(_) | Refusal::TokenTooLarge => 400,
+            Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
+            Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => 403,
             Refusal::NoRoute | Refusal::NoEndpoint => 404,
-            Refusal::Unauthenticated { .. } => 401,
             Refusal::UpstreamUnreachable => 502,
+            Refusal::Unavailable(_) => 503,
         }
     }
 
-    /// The short reason, for logs, metrics and the `error` field.
+    /// The short reason: the `error` field, and the label of logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::BadPath(_) => "invalid_request",
+            Refusal::BadPath(_) | Refusal::TokenTooLarge => "invalid_request",
             Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
-            Refusal::Unauthenticated { .. } => "unauthorized",
+            Refusal::MissingCredentials { .. } => "unauthorized",
+            Refusal::InvalidToken(_) => "invalid_token",
+            Refusal::Forbidden(_) => "forbidden",
+            Refusal::InsufficientScope(_) => "insufficient_scope",
+            Refusal::Unavailable(_) => "temporarily_unavailable",
             Refusal::UpstreamUnreachable => "bad_gateway",
         }
     }
@@ -49,22 +66,47 @@ impl Refusal {
             Refusal::BadPath(e) => e.to_string(),
             Refusal::NoRoute => "no route matches this host and path".to_owned(),
             Refusal::NoEndpoint => "no such gateway endpoint".to_owned(),
-            Refusal::Unauthenticated { .. } => "authentication is required".to_owned(),
+            Refusal::MissingCredentials { .. } => "authentication is required".to_owned(),
+            Refusal::InvalidToken(e) => e.to_string(),
+            Refusal::TokenTooLarge => "the bearer token is too large".to_owned(),
+            Refusal::Forbidden(kind) => format!("the route's `allow` {kind} rule is not met"),
+            Refusal::InsufficientScope(Some(needed)) => {
+                format!("this method needs the scopes: {}", needed.join(" "))
+            }
+            Refusal::InsufficientScope(None) => {
+                "no scope grants this method on this route".to_owned()
+            }
+            Refusal::Unavailable(u) => u.to_string(),
             Refusal::UpstreamUnreachable => "the backend could not be reached".to_owned(),
         }
     }
 
-    fn www_authenticate(&self) -> Option<&'static str> {
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3), if any.
+    fn www_authenticate(&self) -> Option<String> {
+        const REALM: &str = "Bearer realm=\"portcullis\"";
         match self {
-            Refusal::Unauthenticated {
+            Refusal::MissingCredentials {
                 bearer_challenge: true,
-            } => Some("Bearer realm=\"portcullis\""),
-            Refusal::Unauthenticated {
+            } => Some(REALM.to_owned()),
+            Refusal::InvalidToken(e) => Some(format!(
+                "{REALM}, error=\"invalid_token\", error_description=\"{e}\""
+            )),
+            Refusal::InsufficientScope(Some(needed)) => Some(format!(
+                "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
+                needed.join(" ")
+            )),
+            Refusal::InsufficientScope(None) => {
+                Some(format!("{REALM}, error=\"insufficient_scope\""))
+            }
+            Refusal::MissingCredentials {
                 bearer_challenge: false,
             }
             | Refusal::BadPath(_)
+            | Refusal::TokenTooLarge
+            | Refusal::Forbidden(_)
             | Refusal::NoRoute
             | Refusal::NoEndpoint
+            | Refusal::Unavailable(_)
             | Refusal::UpstreamUnreachable => None,
         }
     }
@@ -132,7 +174,7 @@ pub async fn send_json(
     session: &mut Session,
     status: u16,
     value: &serde_json::Value,
-    extra: &[(&'static str, String)],
+    extra: &[(http::HeaderName, String)],
 ) -> pingora::Result<()> {
     let body = Bytes::from(format!("{value}\n"));
     let mut head = ResponseHeader::build(status, Some(4 + extra.len())).expect("a valid status");
@@ -140,7 +182,7 @@ pub async fn send_json(
     let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
     for (k, v) in extra {
-        let _ = head.insert_header(*k, v.as_str());
+        let _ = head.insert_header(k.clone(), v.as_str());
     }
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(body), true).await
@@ -170,7 +212,7 @@ mod tests {
     #[test]
     fn bearer_routes_challenge_with_the_realm() {
         let (head, _) = render(
-            &Refusal::Unauthenticated {
+            &Refusal::MissingCredentials {
                 bearer_challenge: true,
             },
             false,
@@ -181,7 +223,7 @@ mod tests {
             "Bearer realm=\"portcullis\""
         );
         let (head, _) = render(
-            &Refusal::Unauthenticated {
+            &Refusal::MissingCredentials {
                 bearer_challenge: false,
             },
             false,
@@ -199,5 +241,28 @@ mod tests {
         let (head, body) = render(&Refusal::BadPath(PathError::AboveRoot), true);
         assert_eq!(head.headers["content-type"], "text/html; charset=utf-8");
         assert!(std::str::from_utf8(&body).unwrap().contains("400"));
+    }
+
+    #[test]
+    fn token_refusals_carry_rfc6750_errors() {
+        let (head, _) = render(
+            &Refusal::InsufficientScope(Some(vec!["a".into(), "b".into()])),
+            false,
+        );
+        assert_eq!(head.status, 403);
+        assert_eq!(
+            head.headers["www-authenticate"],
+            "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"a b\""
+        );
+        let (head, body) = render(&Refusal::InvalidToken(TokenError::Expired), false);
+        assert_eq!(head.status, 401);
+        assert_eq!(
+            head.headers["www-authenticate"],
+            "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"the token has expired\""
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "invalid_token");
+        assert_eq!(render(&Refusal::TokenTooLarge, false).0.status, 400);
+        assert_eq!(render(&Refusal::Forbidden("clients"), false).0.status, 403);
     }
 }

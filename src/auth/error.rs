@@ -1,0 +1,64 @@
+//! Why a credential was not accepted: one variant per condition, mapped to HTTP in
+//! `proxy::respond`.
+
+use thiserror::Error;
+
+/// A bearer token that is not accepted (401 `invalid_token`). The messages are safe to send
+/// to the client: they never contain the token or a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not accepted")]
+    AlgorithmNotAllowed,
+    #[error("the token's issuer is not accepted")]
+    UnknownIssuer,
+    #[error("the token's signing key is unknown")]
+    UnknownKeyId,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    #[error("the token has no expiry")]
+    MissingExpiry,
+    #[error("the token's audience is not accepted")]
+    AudienceMismatch,
+    #[error("the token is not active")]
+    Inactive,
+    #[error("opaque tokens are not accepted")]
+    OpaqueNotAccepted,
+}
+
+impl TokenError {
+    /// The label of `portcullis_auth_failures_total{reason}`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            TokenError::UnknownIssuer => "unknown_issuer",
+            TokenError::UnknownKeyId => "unknown_key",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::IssuedInFuture => "issued_in_future",
+            TokenError::MissingExpiry => "missing_expiry",
+            TokenError::AudienceMismatch => "audience_mismatch",
+            TokenError::Inactive => "inactive",
+            TokenError::OpaqueNotAccepted => "opaque_not_accepted",
+        }
+    }
+}
+
+/// Why a token could not be checked at all: the provider or an introspection endpoint is
+/// out of reach (503, the client may retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Unavailable {
+    #[error("the token issuer's keys are not loaded yet")]
+    KeysNotLoaded,
+    #[error("the introspection endpoint could not be reached")]
+    Introspection,
+}

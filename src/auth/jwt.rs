@@ -1,0 +1,133 @@
+//! JWT bearer tokens: the issuer's key by `kid`, the algorithm allow-list, `iss` exact,
+//! `aud` from `audiences`, `exp` required, `nbf`, `iat`, all with `clock_skew`, and the
+//! clock injected. Header fields that point elsewhere for a key (`jku`, `x5u`, `jwk`,
+//! `x5c`) are never used: keys only ever come from the issuer's JWKS.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::Value;
+
+use super::error::{TokenError, Unavailable};
+use super::issuer::Issuer;
+
+/// What a token claims about itself before anything is verified; used only to pick the
+/// issuer whose keys then decide.
+pub struct Unverified {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub iss: String,
+}
+
+/// Whether a token has the shape of a JWS (three base64url parts).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// Reads the header and the `iss` claim without verifying anything.
+pub fn peek(token: &str) -> Result<Unverified, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+        | jsonwebtoken::errors::ErrorKind::InvalidAlgorithmName => TokenError::AlgorithmNotAllowed,
+        _ => TokenError::Malformed,
+    })?;
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| TokenError::Malformed)?;
+    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(TokenError::UnknownIssuer)?
+        .to_owned();
+    Ok(Unverified {
+        alg: header.alg,
+        kid: header.kid,
+        iss,
+    })
+}
+
+/// Verifies a JWT against `issuer` at time `now` (seconds since the epoch). Returns the
+/// verified claims.
+pub async fn verify(
+    token: &str,
+    head: &Unverified,
+    issuer: &Issuer,
+    now: u64,
+) -> Result<Value, Result<TokenError, Unavailable>> {
+    let s = &issuer.settings;
+    if !s.algorithms.contains(&head.alg) {
+        return Err(Ok(TokenError::AlgorithmNotAllowed));
+    }
+    let Some(key) = issuer.key_for(head.kid.as_deref(), head.alg).await else {
+        if issuer.keys().keys.is_empty() {
+            return Err(Err(Unavailable::KeysNotLoaded));
+        }
+        return Err(Ok(TokenError::UnknownKeyId));
+    };
+    // The signature (and that the key fits the algorithm) is checked by jsonwebtoken; the
+    // time claims and the audience below, against the injected clock.
+    let mut v = Validation::new(head.alg);
+    v.algorithms = vec![head.alg];
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(token, &key.key, &v).map_err(|e| {
+        Ok(match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed,
+            _ => TokenError::Malformed,
+        })
+    })?;
+    check_claims(&data.claims, issuer, now).map_err(Ok)?;
+    Ok(data.claims)
+}
+
+/// `iss` exact, `exp` required and not past, `nbf` and `iat` not in the future, `aud`
+/// holding one of the accepted audiences; each time with `clock_skew`.
+pub fn check_claims(claims: &Value, issuer: &Issuer, now: u64) -> Result<(), TokenError> {
+    let s = &issuer.settings;
+    let skew = s.clock_skew.as_secs();
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer.expected_iss().as_str()) {
+        return Err(TokenError::UnknownIssuer);
+    }
+    let time = |name: &str| -> Result<Option<u64>, TokenError> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                .map(Some)
+                .ok_or(TokenError::Malformed),
+            Some(_) => Err(TokenError::Malformed),
+        }
+    };
+    let exp = time("exp")?.ok_or(TokenError::MissingExpiry)?;
+    if now >= exp.saturating_add(skew) {
+        return Err(TokenError::Expired);
+    }
+    if time("nbf")?.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+        return Err(TokenError::NotYetValid);
+    }
+    if time("iat")?.is_some_and(|iat| iat > now.saturating_add(skew)) {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if !audience_accepted(claims.get("aud"), &s.audiences) {
+        return Err(TokenError::AudienceMismatch);
+    }
+    Ok(())
+}
+
+/// Whether `aud` (a string or a list) names one of the accepted audiences. A token without
+/// `aud` is refused: a token minted for any client of the provider must not pass.
+pub fn audience_accepted(aud: Option<&Value>, accepted: &[String]) -> bool {
+    match aud {
+        Some(Value::String(a)) => accepted.iter().any(|x| x == a),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| accepted.iter().any(|x| x == a)),
+        _ => false,
+    }
+}
