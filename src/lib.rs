@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod echo;
 pub mod headers;

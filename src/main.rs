@@ -89,14 +89,22 @@ fn main() -> ExitCode {
             println!("{}", portcullis::secret::generate());
             ExitCode::SUCCESS
         }
-        Command::Explain {
-            method,
-            url,
-            bearer,
-        } => explain(&cli.config, &method, &url, bearer.is_some()),
+        Command::Explain { method, url, bearer } => explain(&cli.config, &method, &url, bearer.as_deref()),
         Command::Echo { listen } => echo(listen, cli.log_format),
-        Command::Demo | Command::Token { .. } => {
-            eprintln!("portcullis: this command comes with provider support, which this build does not have yet");
+        Command::Token { issuer, client_id, client_secret, scope } => {
+            match block_on(portcullis::commands::client_credentials(&issuer, &client_id, &client_secret, scope.as_deref())) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("portcullis: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Demo => {
+            eprintln!("portcullis: demo comes with browser login, which this build does not have yet");
             ExitCode::from(1)
         }
     }
@@ -183,15 +191,24 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
         );
     }
     if online {
-        eprintln!(
-            "portcullis: --online needs provider support, which this build does not have yet"
-        );
-        return ExitCode::from(1);
+        match block_on(portcullis::commands::check_online(&config)) {
+            Ok(report) => print!("{report}"),
+            Err(report) => {
+                print!("{report}");
+                eprintln!("portcullis: the provider will refuse this configuration (see FAIL above)");
+                return ExitCode::from(1);
+            }
+        }
     }
     ExitCode::SUCCESS
 }
 
-fn explain(path: &std::path::Path, method: &str, url: &str, has_bearer: bool) -> ExitCode {
+/// Runs a future on a small runtime of its own (for the commands that are not the server).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(f)
+}
+
+fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -233,16 +250,14 @@ fn explain(path: &std::path::Path, method: &str, url: &str, has_bearer: bool) ->
             None => println!("scopes:   no key covers {method}: refused (403) whatever the token"),
         }
     }
-    match route.auth {
-        AuthMode::Public => println!("decision: allow: the route is public"),
-        AuthMode::Bearer | AuthMode::Any | AuthMode::Login => {
-            let why = if has_bearer {
-                "bearer tokens cannot be verified by this build yet"
-            } else {
-                "no credentials given (use --bearer TOKEN)"
-            };
-            println!("decision: refuse (401): {why}");
-        }
+    if !route.allow.is_empty() {
+        println!("allow:    {:?}", route.allow);
+    }
+    match (route.auth, bearer) {
+        (AuthMode::Public, _) => println!("decision: allow: the route is public"),
+        (_, Some(token)) => print!("{}", block_on(portcullis::commands::explain_bearer(&config, route, method, token))),
+        (AuthMode::Bearer | AuthMode::Any, None) => println!("decision: refuse (401): no credentials given (use --bearer TOKEN)"),
+        (AuthMode::Login, None) => println!("decision: refuse (401): the route needs a browser session"),
     }
     ExitCode::SUCCESS
 }
