@@ -84,3 +84,84 @@ fn explain_names_the_route_and_the_decision() {
     let (_, out, _) = run_cli(&["explain", "-c", p, "PATCH", "http://app.test/api/orders/7"]);
     assert!(out.contains("no key covers PATCH"), "{out}");
 }
+
+fn write_config(dir: &std::path::Path, issuer: &str) -> String {
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:1\"]\npublic_url = \"http://x\"\n[provider]\nissuer = \"{issuer}\"\nclient_id = \"portcullis\"\nclient_secret = \"s\"\n\
+             [[routes]]\npath = \"/\"\nupstream = \"http://a:1\"\nauth = \"bearer\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+async fn cli(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_online_reports_the_keys_and_introspection_it_found() {
+    let rsa = support::provider::SigningKey::rsa("rsa-1");
+    let p = support::provider::TestProvider::start(&[&rsa], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), p.issuer());
+    let (code, out, err) = cli(vec!["check".into(), "--online".into(), "-c".into(), cfg]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("discovery: ok")
+            && out.contains("keys: 1 usable (rsa-1)")
+            && out.contains("introspection: ok"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: no key for ES256"),
+        "a configured algorithm without a key is pointed out: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_online_fails_with_exit_one_when_the_provider_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("http://127.0.0.1:{}/realms/gone", support::free_port()),
+    );
+    let (code, out, _) = cli(vec!["check".into(), "--online".into(), "-c".into(), cfg]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL discovery"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_prints_only_the_access_token_and_exits_one_on_refusal() {
+    let rsa = support::provider::SigningKey::rsa("rsa-1");
+    let p = support::provider::TestProvider::start(&[&rsa], None).await;
+    let args = |secret: &str| -> Vec<String> {
+        [
+            "token",
+            "--issuer",
+            p.issuer(),
+            "--client-id",
+            "svc",
+            "--client-secret",
+            secret,
+            "--scope",
+            "orders:read",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (code, out, _) = cli(args("svc-secret")).await;
+    assert_eq!(code, 0);
+    assert_eq!(out, "token-for-svc-scope-orders:read\n");
+    let (code, out, err) = cli(args("wrong")).await;
+    assert_eq!(code, 1);
+    assert!(out.is_empty() && err.contains("invalid_client"), "{err}");
+    assert!(!err.contains("wrong"), "the secret is not echoed: {err}");
+}

@@ -204,6 +204,42 @@ async fn handle(
                 json_resp(200, answer)
             }
         }
+        "/realms/test/protocol/openid-connect/token" => {
+            // Client credentials for client `svc` with secret `svc-secret` (HTTP Basic).
+            let basic = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let form: HashMap<String, String> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            use base64::Engine as _;
+            let good = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("svc:svc-secret")
+            );
+            if basic != good
+                || form.get("grant_type").map(String::as_str) != Some("client_credentials")
+            {
+                json_resp(
+                    401,
+                    json!({"error": "invalid_client", "error_description": "client authentication failed"}),
+                )
+            } else {
+                let scope = form.get("scope").cloned().unwrap_or_default();
+                json_resp(
+                    200,
+                    json!({"access_token": format!("token-for-svc-scope-{scope}"), "token_type": "Bearer", "expires_in": 300}),
+                )
+            }
+        }
         _ => json_resp(404, json!({"error": "not_found"})),
     };
     Ok(answer)
