@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::auth::issuer::{error_chain, Issuer};
 use crate::auth::verifier::{http_client, system_clock, Failure, Verifier};
-use crate::config::{Config, AuthMode};
+use crate::config::{AuthMode, Config};
 use crate::policy::rules::{self, Denial};
 
 /// Fetches discovery, keys and introspection of every issuer and reports, issuer by
@@ -32,7 +32,10 @@ pub async fn check_online(config: &Config) -> Result<String, String> {
         }
     }
     if verifier.issuers().is_empty() {
-        let _ = writeln!(report, "no [provider] or [[issuers]]: nothing to check online");
+        let _ = writeln!(
+            report,
+            "no [provider] or [[issuers]]: nothing to check online"
+        );
     }
     if failed {
         Err(report)
@@ -79,7 +82,10 @@ async fn check_issuer(issuer: &Arc<Issuer>) -> Result<Vec<String>, Vec<String>> 
             let sent = http
                 .post(endpoint.clone())
                 .basic_auth(&creds.client_id, Some(creds.client_secret.expose()))
-                .form(&[("token", "portcullis-check-online"), ("token_type_hint", "access_token")])
+                .form(&[
+                    ("token", "portcullis-check-online"),
+                    ("token_type_hint", "access_token"),
+                ])
                 .send()
                 .await;
             match sent {
@@ -106,9 +112,17 @@ async fn check_issuer(issuer: &Arc<Issuer>) -> Result<Vec<String>, Vec<String>> 
 }
 
 /// The client-credentials grant at `issuer`'s token endpoint; returns the access token.
-pub async fn client_credentials(issuer: &str, client_id: &str, client_secret: &str, scope: Option<&str>) -> Result<String, String> {
+pub async fn client_credentials(
+    issuer: &str,
+    client_id: &str,
+    client_secret: &str,
+    scope: Option<&str>,
+) -> Result<String, String> {
     let http = http_client();
-    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
     let doc: Value = http
         .get(&url)
         .send()
@@ -117,7 +131,10 @@ pub async fn client_credentials(issuer: &str, client_id: &str, client_secret: &s
         .json()
         .await
         .map_err(|e| format!("GET {url}: not a discovery document: {e}"))?;
-    let endpoint = doc.get("token_endpoint").and_then(Value::as_str).ok_or_else(|| format!("{url} names no token_endpoint"))?;
+    let endpoint = doc
+        .get("token_endpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{url} names no token_endpoint"))?;
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(s) = scope {
         form.push(("scope", s));
@@ -132,25 +149,45 @@ pub async fn client_credentials(issuer: &str, client_id: &str, client_secret: &s
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let err = body.get("error").and_then(Value::as_str).unwrap_or("no error code");
-        let desc = body.get("error_description").and_then(Value::as_str).unwrap_or("");
-        return Err(format!("the token endpoint answered HTTP {status}: {err} {desc}"));
+        let err = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error code");
+        let desc = body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(format!(
+            "the token endpoint answered HTTP {status}: {err} {desc}"
+        ));
     }
-    body.get("access_token").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| "the answer holds no access_token".to_owned())
+    body.get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| "the answer holds no access_token".to_owned())
 }
 
 /// Verifies `token` as the gateway would for `route` and `method`, and says why it is
 /// allowed or refused.
-pub async fn explain_bearer(config: &Config, route: &crate::policy::route::Route, method: &str, token: &str) -> String {
+pub async fn explain_bearer(
+    config: &Config,
+    route: &crate::policy::route::Route,
+    method: &str,
+    token: &str,
+) -> String {
     let mut out = String::new();
     if route.auth == AuthMode::Public {
         return "decision: allow: the route is public (the token is not looked at)\n".to_owned();
     }
     if route.auth == AuthMode::Login {
-        return "decision: refuse (401): a login route takes browser sessions, not bearer tokens\n".to_owned();
+        return "decision: refuse (401): a login route takes browser sessions, not bearer tokens\n"
+            .to_owned();
     }
     if token.len() > config.server.max_token_bytes {
-        return format!("decision: refuse (400): the token is longer than max_token_bytes ({})\n", config.server.max_token_bytes);
+        return format!(
+            "decision: refuse (400): the token is longer than max_token_bytes ({})\n",
+            config.server.max_token_bytes
+        );
     }
     let verifier = Verifier::from_config(config, http_client(), system_clock());
     for issuer in verifier.issuers() {
@@ -169,7 +206,12 @@ pub async fn explain_bearer(config: &Config, route: &crate::policy::route::Route
         }
         Ok(v) => {
             let id = &v.identity;
-            let _ = writeln!(out, "token:    valid, issuer {}, expires at {}", v.issuer, id.expires_at.map_or("-".to_owned(), |e| e.to_string()));
+            let _ = writeln!(
+                out,
+                "token:    valid, issuer {}, expires at {}",
+                v.issuer,
+                id.expires_at.map_or("-".to_owned(), |e| e.to_string())
+            );
             let _ = writeln!(
                 out,
                 "identity: user {:?}, client {:?}, email {:?}\n          roles {:?}\n          groups {:?}\n          scopes {:?}",
@@ -180,13 +222,23 @@ pub async fn explain_bearer(config: &Config, route: &crate::policy::route::Route
                     let _ = writeln!(out, "decision: allow");
                 }
                 Err(Denial::NotAllowed(kind)) => {
-                    let _ = writeln!(out, "decision: refuse (403): the `allow` {kind} rule is not met");
+                    let _ = writeln!(
+                        out,
+                        "decision: refuse (403): the `allow` {kind} rule is not met"
+                    );
                 }
                 Err(Denial::InsufficientScope(Some(needed))) => {
-                    let _ = writeln!(out, "decision: refuse (403 insufficient_scope): {method} needs {}", needed.join(" "));
+                    let _ = writeln!(
+                        out,
+                        "decision: refuse (403 insufficient_scope): {method} needs {}",
+                        needed.join(" ")
+                    );
                 }
                 Err(Denial::InsufficientScope(None)) => {
-                    let _ = writeln!(out, "decision: refuse (403 insufficient_scope): no scopes key covers {method}");
+                    let _ = writeln!(
+                        out,
+                        "decision: refuse (403 insufficient_scope): no scopes key covers {method}"
+                    );
                 }
             }
         }

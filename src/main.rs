@@ -89,10 +89,24 @@ fn main() -> ExitCode {
             println!("{}", portcullis::secret::generate());
             ExitCode::SUCCESS
         }
-        Command::Explain { method, url, bearer } => explain(&cli.config, &method, &url, bearer.as_deref()),
+        Command::Explain {
+            method,
+            url,
+            bearer,
+        } => explain(&cli.config, &method, &url, bearer.as_deref()),
         Command::Echo { listen } => echo(listen, cli.log_format),
-        Command::Token { issuer, client_id, client_secret, scope } => {
-            match block_on(portcullis::commands::client_credentials(&issuer, &client_id, &client_secret, scope.as_deref())) {
+        Command::Token {
+            issuer,
+            client_id,
+            client_secret,
+            scope,
+        } => {
+            match block_on(portcullis::commands::client_credentials(
+                &issuer,
+                &client_id,
+                &client_secret,
+                scope.as_deref(),
+            )) {
                 Ok(token) => {
                     println!("{token}");
                     ExitCode::SUCCESS
@@ -104,7 +118,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo => {
-            eprintln!("portcullis: demo comes with browser login, which this build does not have yet");
+            eprintln!(
+                "portcullis: demo comes with browser login, which this build does not have yet"
+            );
             ExitCode::from(1)
         }
     }
@@ -195,7 +211,9 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
             Ok(report) => print!("{report}"),
             Err(report) => {
                 print!("{report}");
-                eprintln!("portcullis: the provider will refuse this configuration (see FAIL above)");
+                eprintln!(
+                    "portcullis: the provider will refuse this configuration (see FAIL above)"
+                );
                 return ExitCode::from(1);
             }
         }
@@ -205,7 +223,11 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
 
 /// Runs a future on a small runtime of its own (for the commands that are not the server).
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
 }
 
 fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>) -> ExitCode {
@@ -255,9 +277,18 @@ fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>
     }
     match (route.auth, bearer) {
         (AuthMode::Public, _) => println!("decision: allow: the route is public"),
-        (_, Some(token)) => print!("{}", block_on(portcullis::commands::explain_bearer(&config, route, method, token))),
-        (AuthMode::Bearer | AuthMode::Any, None) => println!("decision: refuse (401): no credentials given (use --bearer TOKEN)"),
-        (AuthMode::Login, None) => println!("decision: refuse (401): the route needs a browser session"),
+        (_, Some(token)) => print!(
+            "{}",
+            block_on(portcullis::commands::explain_bearer(
+                &config, route, method, token
+            ))
+        ),
+        (AuthMode::Bearer | AuthMode::Any, None) => {
+            println!("decision: refuse (401): no credentials given (use --bearer TOKEN)")
+        }
+        (AuthMode::Login, None) => {
+            println!("decision: refuse (401): the route needs a browser session")
+        }
     }
     ExitCode::SUCCESS
 }
