@@ -19,4 +19,5 @@ pub mod policy;
 pub mod proxy;
 pub mod secret;
 pub mod server;
+pub mod session;
 pub mod telemetry;
