@@ -1,9 +1,9 @@
 //! Who is calling, and whether the route lets them in.
 //!
 //! `public` routes admit everyone. `bearer` (and the bearer half of `any`) verify
-//! `Authorization: Bearer` with [`verifier::Verifier`], then apply the route's rules.
-//! Until browser sessions land, a `login` route — and an `any` route without a bearer
-//! token — refuses every request: nothing is ever let through unverified.
+//! `Authorization: Bearer` with [`verifier::Verifier`]; `login` (and `any` without a bearer
+//! token) take the browser session; then the route's rules apply. A browser page load
+//! without a session is sent to log in; anything else gets 401.
 
 pub mod claims;
 pub mod error;
@@ -29,6 +29,8 @@ pub enum Outcome {
     /// Let through without an identity: a public route, or an allowed CORS preflight.
     Anonymous,
     Authenticated(Arc<Verified>),
+    /// A browser page load without a session: send it to log in.
+    LoginRequired,
     Refused(Refusal),
 }
 
@@ -103,30 +105,40 @@ pub async fn verify_bearer(
 }
 
 /// Decides a request on a route; `method` is the one the rules see (forward-auth passes
-/// `X-Forwarded-Method`).
+/// `X-Forwarded-Method`), `session` the browser session the request carries, if any.
 pub async fn authenticate(
     verifier: &Verifier,
     route: &Route,
     req: &RequestHeader,
     method: &str,
     max_token_bytes: usize,
+    session: Option<Arc<Verified>>,
 ) -> Outcome {
+    let has_bearer = bearer(req) != Bearer::Absent;
     match route.auth {
         AuthMode::Public => return Outcome::Anonymous,
-        AuthMode::Login => {
-            return Outcome::Refused(Refusal::MissingCredentials {
-                bearer_challenge: false,
-            })
+        AuthMode::Login | AuthMode::Any if !(route.auth == AuthMode::Any && has_bearer) => {
+            return match session {
+                Some(v) => judge(route, method, v),
+                None if crate::session::browser::is_page_load(req) => Outcome::LoginRequired,
+                None => Outcome::Refused(Refusal::MissingCredentials {
+                    bearer_challenge: route.auth == AuthMode::Any,
+                }),
+            };
         }
-        AuthMode::Bearer | AuthMode::Any => {}
+        AuthMode::Login | AuthMode::Bearer | AuthMode::Any => {}
     }
-    if route.cors_preflight && is_cors_preflight(req) && bearer(req) == Bearer::Absent {
+    if route.cors_preflight && is_cors_preflight(req) && !has_bearer {
         return Outcome::Anonymous;
     }
-    let verified = match verify_bearer(verifier, req, max_token_bytes).await {
-        Ok(v) => v,
-        Err(r) => return Outcome::Refused(r),
-    };
+    match verify_bearer(verifier, req, max_token_bytes).await {
+        Ok(v) => judge(route, method, v),
+        Err(r) => Outcome::Refused(r),
+    }
+}
+
+/// Applies the route's rules to an authenticated caller.
+fn judge(route: &Route, method: &str, verified: Arc<Verified>) -> Outcome {
     match rules::check(route, method, &verified.identity) {
         Ok(()) => Outcome::Authenticated(verified),
         Err(Denial::NotAllowed(kind)) => Outcome::Refused(Refusal::Forbidden(kind)),

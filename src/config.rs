@@ -131,7 +131,7 @@ pub struct Claims {
     pub scopes: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// The first encrypts; all decrypt.
     pub secrets: Vec<Secret>,

@@ -17,6 +17,8 @@ use crate::config::Config;
 use crate::headers::{self, OwnCookies, Peer};
 use crate::policy::path;
 use crate::policy::route::Route;
+use crate::session::login::{request_cookies, LoginError, Sessions};
+use crate::session::target::return_target;
 use crate::telemetry::METRICS;
 use respond::Refusal;
 
@@ -27,12 +29,23 @@ pub const RESERVED_PREFIX: &str = "/_portcullis/";
 pub struct Gateway {
     config: Arc<Config>,
     verifier: Arc<Verifier>,
+    sessions: Option<Sessions>,
+    http: reqwest::Client,
     cookies: OwnCookies,
     scheme: &'static str,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, verifier: Arc<Verifier>) -> Self {
+    pub fn new(config: Arc<Config>, verifier: Arc<Verifier>, http: reqwest::Client) -> Self {
+        let sessions = match (&config.session, &config.provider) {
+            (Some(s), Some(p)) => Some(Sessions::new(
+                s.clone(),
+                p,
+                &config.server.public_url,
+                config.claims.clone(),
+            )),
+            _ => None,
+        };
         let cookies = OwnCookies {
             base: config
                 .session
@@ -48,6 +61,8 @@ impl Gateway {
         Gateway {
             config,
             verifier,
+            sessions,
+            http,
             cookies,
             scheme,
         }
@@ -253,17 +268,27 @@ impl Gateway {
         };
         ctx.route = Some(route.clone());
         let req = session.req_header();
+        let browser = self.browser_session(req);
+        let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
             &route,
             req,
             req.method.as_str(),
-            self.config.server.max_token_bytes,
+            max,
+            browser,
         )
         .await;
         match outcome {
             Outcome::Anonymous => {}
             Outcome::Authenticated(v) => ctx.caller = Some(v),
+            Outcome::LoginRequired => {
+                let target = match req.uri.query() {
+                    Some(q) => format!("{}?{q}", ctx.path),
+                    None => ctx.path.clone(),
+                };
+                return self.start_login(session, ctx, &target).await;
+            }
             Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
         }
         let removed = headers::strip_client_identity(
@@ -282,6 +307,15 @@ impl Gateway {
         match ctx.path.as_str() {
             "/_portcullis/auth" => self.forward_auth(session, ctx).await,
             "/_portcullis/userinfo" => self.userinfo(session, ctx).await,
+            "/_portcullis/login" if self.sessions.is_some() => {
+                let rd = query_param(session.req_header(), "rd").unwrap_or_else(|| "/".to_owned());
+                match return_target(&rd) {
+                    Some(rd) => self.start_login(session, ctx, &rd.to_owned()).await,
+                    None => self.refuse(session, ctx, Refusal::BadReturnTarget).await,
+                }
+            }
+            "/_portcullis/callback" if self.sessions.is_some() => self.callback(session, ctx).await,
+            "/_portcullis/logout" if self.sessions.is_some() => self.logout(session, ctx).await,
             _ => self.refuse(session, ctx, Refusal::NoEndpoint).await,
         }
     }
@@ -308,18 +342,33 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
+        let browser = self.browser_session(session.req_header());
+        let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
             &route,
             session.req_header(),
             &method,
-            self.config.server.max_token_bytes,
+            max,
+            browser,
         )
         .await;
         let identity = match outcome {
             Outcome::Anonymous => Vec::new(),
             Outcome::Authenticated(v) => {
                 headers::identity_headers(&v.identity, &self.config.headers)
+            }
+            // Forward-auth decides; it never redirects.
+            Outcome::LoginRequired => {
+                return self
+                    .refuse(
+                        session,
+                        ctx,
+                        Refusal::MissingCredentials {
+                            bearer_challenge: false,
+                        },
+                    )
+                    .await
             }
             Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
         };
@@ -351,6 +400,122 @@ impl Gateway {
         }
     }
 
+    /// The browser session a request carries, if it opens and has not ended.
+    fn browser_session(&self, req: &RequestHeader) -> Option<Arc<Verified>> {
+        let sessions = self.sessions.as_ref()?;
+        sessions
+            .load(request_cookies(req), self.verifier.now())
+            .map(|(_, v)| v)
+    }
+
+    /// Sends the browser to the provider to log in, then back to `target`.
+    async fn start_login(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        target: &str,
+    ) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let Some(auth_endpoint) = provider
+            .discovery()
+            .and_then(|d| d.authorization_endpoint.clone())
+        else {
+            return self
+                .refuse(session, ctx, Refusal::ProviderUnavailable)
+                .await;
+        };
+        let (location, cookie) = sessions.start(&auth_endpoint, target, self.verifier.now());
+        ctx.refusal = Some("login_required");
+        respond::send_redirect(session, &location, &[cookie]).await?;
+        Ok(Handled::Responded)
+    }
+
+    /// The redirect URI: checks the login attempt, exchanges the code, starts a new session
+    /// and returns the browser to where it was going.
+    async fn callback(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let req = session.req_header();
+        let now = self.verifier.now();
+        let state = query_param(req, "state").unwrap_or_default();
+        let (attempt, clear_attempt) = match sessions.attempt(&state, request_cookies(req), now) {
+            Ok(a) => a,
+            Err(e) => return self.refuse(session, ctx, Refusal::LoginFailed(e)).await,
+        };
+        let Some(code) = query_param(req, "code") else {
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    Refusal::LoginFailed(LoginError::ProviderError),
+                )
+                .await;
+        };
+        let Some(token_endpoint) = provider.discovery().and_then(|d| d.token_endpoint.clone())
+        else {
+            return self
+                .refuse(session, ctx, Refusal::ProviderUnavailable)
+                .await;
+        };
+        match sessions
+            .finish(&self.http, provider, &token_endpoint, &attempt, &code, now)
+            .await
+        {
+            Ok(data) => {
+                let mut cookies = sessions.store(&data, now);
+                cookies.push(clear_attempt);
+                tracing::info!(user = data.identity.user.as_deref().unwrap_or("-"), "login");
+                respond::send_redirect(session, &attempt.rd, &cookies).await?;
+                Ok(Handled::Responded)
+            }
+            Err(e) => self.refuse(session, ctx, Refusal::LoginFailed(e)).await,
+        }
+    }
+
+    /// Ends the session here and, when the provider has an end-session endpoint, there
+    /// (RP-initiated logout), then returns to `rd`.
+    async fn logout(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let Some(sessions) = &self.sessions else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let req = session.req_header();
+        let rd = query_param(req, "rd").unwrap_or_else(|| "/".to_owned());
+        let Some(rd) = return_target(&rd).map(str::to_owned) else {
+            return self.refuse(session, ctx, Refusal::BadReturnTarget).await;
+        };
+        let current = sessions.load(request_cookies(req), self.verifier.now());
+        let end_session = self
+            .verifier
+            .issuers()
+            .first()
+            .and_then(|p| p.discovery())
+            .and_then(|d| d.end_session_endpoint.clone());
+        let location = match (end_session, current) {
+            (Some(mut url), Some((data, _))) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(hint) = &data.id_token {
+                        q.append_pair("id_token_hint", hint);
+                    }
+                    q.append_pair("client_id", &sessions.client_id);
+                    q.append_pair(
+                        "post_logout_redirect_uri",
+                        &format!("{}{rd}", sessions.public_url),
+                    );
+                }
+                url.to_string()
+            }
+            _ => rd,
+        };
+        respond::send_redirect(session, &location, &sessions.clear()).await?;
+        Ok(Handled::Responded)
+    }
+
     async fn refuse(
         &self,
         session: &mut Session,
@@ -362,6 +527,14 @@ impl Gateway {
         respond::send(session, &refusal).await?;
         Ok(Handled::Responded)
     }
+}
+
+/// The first value of a query parameter, percent-decoded.
+fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
+    let q = req.uri.query()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The `Host` of a request: the header, or the authority of an absolute-form target.

@@ -6,4 +6,5 @@
 
 pub mod browser;
 pub mod codec;
+pub mod login;
 pub mod target;

@@ -31,6 +31,8 @@ pub enum TokenError {
     Inactive,
     #[error("opaque tokens are not accepted")]
     OpaqueNotAccepted,
+    #[error("the ID token's nonce is not this login's")]
+    NonceMismatch,
 }
 
 impl TokenError {
@@ -49,6 +51,7 @@ impl TokenError {
             TokenError::AudienceMismatch => "audience_mismatch",
             TokenError::Inactive => "inactive",
             TokenError::OpaqueNotAccepted => "opaque_not_accepted",
+            TokenError::NonceMismatch => "nonce_mismatch",
         }
     }
 }

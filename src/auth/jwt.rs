@@ -47,9 +47,23 @@ pub fn peek(token: &str) -> Result<Unverified, TokenError> {
     })
 }
 
-/// Verifies a JWT against `issuer` at time `now` (seconds since the epoch). Returns the
-/// verified claims.
+/// Verifies a bearer JWT against `issuer` at time `now` (seconds since the epoch),
+/// `aud` included. Returns the verified claims.
 pub async fn verify(
+    token: &str,
+    head: &Unverified,
+    issuer: &Issuer,
+    now: u64,
+) -> Result<Value, Result<TokenError, Unavailable>> {
+    let claims = verify_inner(token, head, issuer, now).await?;
+    if !audience_accepted(claims.get("aud"), &issuer.settings.audiences) {
+        return Err(Ok(TokenError::AudienceMismatch));
+    }
+    Ok(claims)
+}
+
+/// Signature, `iss` and time claims.
+async fn verify_inner(
     token: &str,
     head: &Unverified,
     issuer: &Issuer,
@@ -84,8 +98,56 @@ pub async fn verify(
     Ok(data.claims)
 }
 
-/// `iss` exact, `exp` required and not past, `nbf` and `iat` not in the future, `aud`
-/// holding one of the accepted audiences; each time with `clock_skew`.
+/// Verifies a token signed by `issuer`: signature, `iss`, time claims — no audience (for
+/// ID tokens and the access tokens of a login, whose audiences differ).
+pub async fn verify_signed_by(token: &str, issuer: &Issuer, now: u64) -> Result<Value, TokenError> {
+    let head = peek(token)?;
+    if head.iss.trim_end_matches('/') != issuer.settings.issuer {
+        return Err(TokenError::UnknownIssuer);
+    }
+    match verify_inner(token, &head, issuer, now).await {
+        Ok(claims) => Ok(claims),
+        Err(Ok(e)) => Err(e),
+        Err(Err(_)) => Err(TokenError::UnknownKeyId),
+    }
+}
+
+/// Verifies an OpenID Connect ID token (Core §3.1.3.7): signed by the provider, `aud`
+/// naming our client (and `azp` ours when there are several audiences), `nonce` the one
+/// this login sent.
+pub async fn verify_id_token(
+    token: &str,
+    issuer: &Issuer,
+    client_id: &str,
+    nonce: &str,
+    now: u64,
+) -> Result<Value, TokenError> {
+    let claims = verify_signed_by(token, issuer, now).await?;
+    let ours = [client_id.to_owned()];
+    if !audience_accepted(claims.get("aud"), &ours) {
+        return Err(TokenError::AudienceMismatch);
+    }
+    if let Some(Value::Array(list)) = claims.get("aud") {
+        if list.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(client_id) {
+            return Err(TokenError::AudienceMismatch);
+        }
+    }
+    let sent = claims
+        .get("nonce")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        sent.as_bytes(),
+        nonce.as_bytes(),
+    )) || nonce.is_empty()
+    {
+        return Err(TokenError::NonceMismatch);
+    }
+    Ok(claims)
+}
+
+/// `iss` exact, `exp` required and not past, `nbf` and `iat` not in the future, each time
+/// with `clock_skew`.
 pub fn check_claims(claims: &Value, issuer: &Issuer, now: u64) -> Result<(), TokenError> {
     let s = &issuer.settings;
     let skew = s.clock_skew.as_secs();
@@ -112,9 +174,6 @@ pub fn check_claims(claims: &Value, issuer: &Issuer, now: u64) -> Result<(), Tok
     }
     if time("iat")?.is_some_and(|iat| iat > now.saturating_add(skew)) {
         return Err(TokenError::IssuedInFuture);
-    }
-    if !audience_accepted(claims.get("aud"), &s.audiences) {
-        return Err(TokenError::AudienceMismatch);
     }
     Ok(())
 }

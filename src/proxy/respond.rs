@@ -9,6 +9,7 @@ use pingora::proxy::Session;
 
 use crate::auth::error::{TokenError, Unavailable};
 use crate::policy::path::PathError;
+use crate::session::login::LoginError;
 
 /// Why the gateway answered instead of the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +34,21 @@ pub enum Refusal {
     Unavailable(Unavailable),
     /// No upstream of the route could be reached.
     UpstreamUnreachable,
+    /// A login callback that produced no session.
+    LoginFailed(LoginError),
+    /// A login could not start: the provider's discovery is not loaded.
+    ProviderUnavailable,
+    /// A return target (`rd`) that is not a same-origin relative path.
+    BadReturnTarget,
 }
 
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::BadPath(_) | Refusal::TokenTooLarge => 400,
+            Refusal::BadPath(_) | Refusal::TokenTooLarge | Refusal::BadReturnTarget => 400,
+            Refusal::LoginFailed(LoginError::ProviderUnreachable)
+            | Refusal::ProviderUnavailable => 503,
+            Refusal::LoginFailed(_) => 400,
             Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
             Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => 403,
             Refusal::NoRoute | Refusal::NoEndpoint => 404,
@@ -50,7 +60,11 @@ impl Refusal {
     /// The short reason: the `error` field, and the label of logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::BadPath(_) | Refusal::TokenTooLarge => "invalid_request",
+            Refusal::BadPath(_) | Refusal::TokenTooLarge | Refusal::BadReturnTarget => {
+                "invalid_request"
+            }
+            Refusal::LoginFailed(_) => "login_failed",
+            Refusal::ProviderUnavailable => "temporarily_unavailable",
             Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
             Refusal::MissingCredentials { .. } => "unauthorized",
             Refusal::InvalidToken(_) => "invalid_token",
@@ -78,6 +92,12 @@ impl Refusal {
             }
             Refusal::Unavailable(u) => u.to_string(),
             Refusal::UpstreamUnreachable => "the backend could not be reached".to_owned(),
+            Refusal::LoginFailed(e) => e.to_string(),
+            Refusal::ProviderUnavailable => {
+                "the identity provider cannot be reached right now: try again in a moment"
+                    .to_owned()
+            }
+            Refusal::BadReturnTarget => "the return target must be a path on this site".to_owned(),
         }
     }
 
@@ -107,7 +127,10 @@ impl Refusal {
             | Refusal::NoRoute
             | Refusal::NoEndpoint
             | Refusal::Unavailable(_)
-            | Refusal::UpstreamUnreachable => None,
+            | Refusal::UpstreamUnreachable
+            | Refusal::LoginFailed(_)
+            | Refusal::ProviderUnavailable
+            | Refusal::BadReturnTarget => None,
         }
     }
 }
@@ -167,6 +190,22 @@ pub async fn send(session: &mut Session, refusal: &Refusal) -> pingora::Result<(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Redirects with `302 Found`, setting `cookies` (`Set-Cookie` values).
+pub async fn send_redirect(
+    session: &mut Session,
+    location: &str,
+    cookies: &[String],
+) -> pingora::Result<()> {
+    let mut head = ResponseHeader::build(302, Some(4 + cookies.len())).expect("a valid status");
+    let _ = head.insert_header(http::header::LOCATION, location);
+    let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
+    let _ = head.insert_header(http::header::CONTENT_LENGTH, "0");
+    for c in cookies {
+        let _ = head.append_header(http::header::SET_COOKIE, c.as_str());
+    }
+    session.write_response_header(Box::new(head), true).await
 }
 
 /// Writes a small JSON answer of the gateway's own (not a refusal).
