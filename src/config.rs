@@ -144,6 +144,13 @@ pub struct Session {
     pub domain: Option<String>,
 }
 
+impl Claims {
+    /// The defaults (Keycloak's claim names), `{client_id}` replaced.
+    pub fn defaults(client_id: &str) -> Claims {
+        claims(file::Claims::default(), client_id)
+    }
+}
+
 /// Names of the identity headers sent upstream (and always stripped from clients).
 #[derive(Debug, Clone)]
 pub struct Headers {

@@ -136,14 +136,11 @@ impl Browser {
         }
     }
 
-    /// Follows redirects (and the provider's login form) until the gateway answers with
-    /// something other than a redirect into the login; returns the last gateway redirect.
-    async fn log_in(&mut self, start: &str, user: &str, password: &str) -> Answer {
-        let mut a = self.open(start).await;
+    /// Follows `a` through the provider (its login form included) until the provider sends
+    /// the browser back to the gateway's callback; returns that URL, not yet opened.
+    async fn to_callback(&mut self, mut a: Answer, user: &str, password: &str) -> String {
         for _ in 0..10 {
-            let Some(loc) = a.location.clone() else {
-                return a;
-            };
+            let loc = a.location.clone().expect("a redirect");
             if loc.contains("/login-actions/") && a.status == 303 {
                 let page = self.open(&loc).await;
                 assert!(
@@ -159,11 +156,21 @@ impl Browser {
                 continue;
             }
             if loc.contains("/_portcullis/callback") {
-                return self.open(&loc).await;
+                return loc;
             }
             a = self.open(&loc).await;
         }
         panic!("too many redirects");
+    }
+
+    /// Opens `start` and, if sent to log in, logs in and opens the callback.
+    async fn log_in(&mut self, start: &str, user: &str, password: &str) -> Answer {
+        let first = self.open(start).await;
+        if first.location.is_none() {
+            return first;
+        }
+        let callback = self.to_callback(first, user, password).await;
+        self.open(&callback).await
     }
 }
 
@@ -308,29 +315,8 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_makes_no_session() {
         .await;
     assert!((400..500).contains(&a.status), "{}", a.status);
     // A real login, its callback replayed afterwards.
-    let mut a = b.open(&gw.url("/app/x")).await;
-    let mut callback = None;
-    for _ in 0..10 {
-        let loc = a.location.clone().unwrap();
-        if loc.contains("/login-actions/") {
-            b.open(&loc).await;
-            a = b
-                .send(
-                    b.http
-                        .post(&loc)
-                        .form(&[("username", "alice"), ("password", "alice-password")]),
-                    &loc,
-                )
-                .await;
-            continue;
-        }
-        if loc.contains("/_portcullis/callback") {
-            callback = Some(loc);
-            break;
-        }
-        a = b.open(&loc).await;
-    }
-    let callback = callback.unwrap();
+    let first = b.open(&gw.url("/app/x")).await;
+    let callback = b.to_callback(first, "alice", "alice-password").await;
     // Wrong state in an otherwise real callback.
     let wrong = callback.replace("state=", "state=x");
     let a = b.open(&wrong).await;
@@ -449,28 +435,8 @@ async fn two_tabs_logging_in_at_once_both_succeed() {
         2
     );
     for (tab, want) in [(tab2, "/app/two"), (tab1, "/app/one")] {
-        let mut a = tab;
-        let mut landed = None;
-        for _ in 0..10 {
-            let loc = a.location.clone().unwrap();
-            if loc.contains("/login-actions/") {
-                b.open(&loc).await;
-                a = b
-                    .send(
-                        b.http
-                            .post(&loc)
-                            .form(&[("username", "alice"), ("password", "alice-password")]),
-                        &loc,
-                    )
-                    .await;
-                continue;
-            }
-            if loc.contains("/_portcullis/callback") {
-                landed = b.open(&loc).await.location;
-                break;
-            }
-            a = b.open(&loc).await;
-        }
+        let callback = b.to_callback(tab, "alice", "alice-password").await;
+        let landed = b.open(&callback).await.location;
         assert_eq!(landed, Some(gw.url(want)));
     }
 }

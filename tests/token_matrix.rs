@@ -25,16 +25,7 @@ struct Setup {
 }
 
 fn claims_paths() -> portcullis::config::Claims {
-    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    portcullis::config::Claims {
-        user: s(&["preferred_username", "sub"]),
-        email: s(&["email"]),
-        groups: s(&["groups"]),
-        roles: s(&["realm_access.roles", "resource_access.portcullis.roles"]),
-        client: s(&["azp", "client_id"]),
-        subject: s(&["sub"]),
-        scopes: s(&["scope", "scp"]),
-    }
+    portcullis::config::Claims::defaults("portcullis")
 }
 
 async fn setup() -> Setup {

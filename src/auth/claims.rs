@@ -67,16 +67,7 @@ mod tests {
     use serde_json::json;
 
     fn paths() -> Claims {
-        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        Claims {
-            user: s(&["preferred_username", "sub"]),
-            email: s(&["email"]),
-            groups: s(&["groups"]),
-            roles: s(&["realm_access.roles", "resource_access.portcullis.roles"]),
-            client: s(&["azp", "client_id"]),
-            subject: s(&["sub"]),
-            scopes: s(&["scope", "scp"]),
-        }
+        Claims::defaults("portcullis")
     }
 
     #[test]
