@@ -28,14 +28,10 @@ fn claims_paths() -> portcullis::config::Claims {
     portcullis::config::Claims::defaults("portcullis")
 }
 
-async fn setup() -> Setup {
-    let rsa = SigningKey::rsa("rsa-1");
-    let ec = SigningKey::ec("ec-1");
-    let provider = TestProvider::start(&[&rsa, &ec], None).await;
-    let clock = Arc::new(AtomicU64::new(NOW));
-    let c = clock.clone();
-    let settings = IssuerSettings {
-        issuer: provider.issuer().to_owned(),
+/// An issuer verified by its discovered JWKS, accepting `aud: portcullis`, 30 s of skew.
+fn settings(issuer: &str, algorithms: Vec<Algorithm>) -> IssuerSettings {
+    IssuerSettings {
+        issuer: issuer.to_owned(),
         discovery: true,
         jwks_uri: None,
         introspection_endpoint: None,
@@ -43,9 +39,18 @@ async fn setup() -> Setup {
         introspection_cache: Duration::from_secs(60),
         credentials: None,
         audiences: vec!["portcullis".into()],
-        algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+        algorithms,
         clock_skew: Duration::from_secs(30),
-    };
+    }
+}
+
+async fn setup() -> Setup {
+    let rsa = SigningKey::rsa("rsa-1");
+    let ec = SigningKey::ec("ec-1");
+    let provider = TestProvider::start(&[&rsa, &ec], None).await;
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let c = clock.clone();
+    let settings = settings(provider.issuer(), vec![Algorithm::RS256, Algorithm::ES256]);
     let verifier = Verifier::new(
         vec![settings],
         claims_paths(),
@@ -434,18 +439,7 @@ async fn tokens_are_refused_not_admitted_while_keys_are_not_loaded() {
     let rsa = SigningKey::rsa("rsa-1");
     let port = support::free_port();
     let issuer = format!("http://127.0.0.1:{port}/realms/test");
-    let settings = IssuerSettings {
-        issuer: issuer.clone(),
-        discovery: true,
-        jwks_uri: None,
-        introspection_endpoint: None,
-        introspection: false,
-        introspection_cache: Duration::from_secs(60),
-        credentials: None,
-        audiences: vec!["portcullis".into()],
-        algorithms: vec![Algorithm::RS256],
-        clock_skew: Duration::from_secs(30),
-    };
+    let settings = settings(&issuer, vec![Algorithm::RS256]);
     let verifier = Verifier::new(
         vec![settings],
         claims_paths(),
@@ -472,19 +466,13 @@ async fn introspection_answers_are_cached_at_most_introspection_cache_and_never_
     let clock = Arc::new(AtomicU64::new(NOW));
     let c = clock.clone();
     let settings = IssuerSettings {
-        issuer: provider.issuer().to_owned(),
-        discovery: true,
-        jwks_uri: None,
-        introspection_endpoint: None,
         introspection: true,
-        introspection_cache: Duration::from_secs(60),
         credentials: Some(portcullis::auth::issuer::Credentials {
             client_id: "portcullis".into(),
             client_secret: portcullis::secret::Secret::new("s".into()),
         }),
-        audiences: vec!["portcullis".into()],
-        algorithms: vec![Algorithm::RS256],
         clock_skew: Duration::from_secs(0),
+        ..settings(provider.issuer(), vec![Algorithm::RS256])
     };
     let verifier = Verifier::new(
         vec![settings],
