@@ -196,7 +196,7 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
         None => println!("  admin:   none ([admin] is absent: no health checks or metrics)"),
     }
     for r in config.routes.iter() {
-        let upstreams: Vec<&str> = r.upstreams.iter().map(|u| u.url.as_str()).collect();
+        let upstreams: Vec<&str> = r.upstreams.iter().map(|u| &*u.url).collect();
         let host = r.host.as_ref().map_or("*".to_owned(), |h| format!("{h:?}"));
         println!(
             "  route {:?}: host {host}, path {} -> {} (auth {:?})",
@@ -258,7 +258,7 @@ fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>
         println!("decision: refuse (404): no route matches this host and path");
         return ExitCode::SUCCESS;
     };
-    let upstreams: Vec<&str> = route.upstreams.iter().map(|u| u.url.as_str()).collect();
+    let upstreams: Vec<&str> = route.upstreams.iter().map(|u| &*u.url).collect();
     println!(
         "route:    {:?} (path prefix {}) -> {}",
         route.name,

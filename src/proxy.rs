@@ -13,7 +13,7 @@ use pingora::{Error, ErrorType};
 
 use crate::auth::verifier::{Verified, Verifier};
 use crate::auth::{self, Outcome};
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::headers::{self, OwnCookies, Peer};
 use crate::policy::path;
 use crate::policy::route::Route;
@@ -76,7 +76,7 @@ pub struct Ctx {
     /// The normalized path: what the route matched and what the backend receives.
     path: String,
     /// The upstream chosen for the current attempt, for the log.
-    upstream: Option<String>,
+    upstream: Option<Arc<str>>,
     attempts: usize,
     refusal: Option<&'static str>,
     /// The authenticated caller, whose identity the backend receives.
@@ -268,7 +268,7 @@ impl Gateway {
         };
         ctx.route = Some(route.clone());
         let req = session.req_header();
-        let browser = self.browser_session(req);
+        let browser = self.route_session(&route, req);
         let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
@@ -310,7 +310,7 @@ impl Gateway {
             "/_portcullis/login" if self.sessions.is_some() => {
                 let rd = query_param(session.req_header(), "rd").unwrap_or_else(|| "/".to_owned());
                 match return_target(&rd) {
-                    Some(rd) => self.start_login(session, ctx, &rd.to_owned()).await,
+                    Some(rd) => self.start_login(session, ctx, rd).await,
                     None => self.refuse(session, ctx, Refusal::BadReturnTarget).await,
                 }
             }
@@ -342,7 +342,7 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
-        let browser = self.browser_session(session.req_header());
+        let browser = self.route_session(&route, session.req_header());
         let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
@@ -385,9 +385,16 @@ impl Gateway {
     /// The caller's identity as JSON: the bearer token's, else the browser session's.
     async fn userinfo(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
         let req = session.req_header();
-        let found = match (auth::bearer(req), self.browser_session(req)) {
-            (auth::Bearer::Absent, Some(v)) => Ok(v),
-            _ => auth::verify_bearer(&self.verifier, req, self.config.server.max_token_bytes).await,
+        // The session is only opened (decrypted) when no bearer token was sent.
+        let session_caller = match auth::bearer(req) {
+            auth::Bearer::Absent => self.browser_session(req),
+            auth::Bearer::Token(_) | auth::Bearer::Malformed => None,
+        };
+        let found = match session_caller {
+            Some(v) => Ok(v),
+            None => {
+                auth::verify_bearer(&self.verifier, req, self.config.server.max_token_bytes).await
+            }
         };
         match found {
             Ok(v) => {
@@ -396,6 +403,15 @@ impl Gateway {
                 Ok(Handled::Responded)
             }
             Err(r) => self.refuse(session, ctx, r).await,
+        }
+    }
+
+    /// The session of a request on `route`: opened only on routes that take sessions, so
+    /// `public` and `bearer` routes never pay for decrypting a cookie.
+    fn route_session(&self, route: &Route, req: &RequestHeader) -> Option<Arc<Verified>> {
+        match route.auth {
+            AuthMode::Login | AuthMode::Any => self.browser_session(req),
+            AuthMode::Public | AuthMode::Bearer => None,
         }
     }
 

@@ -107,7 +107,7 @@ impl Allow {
 #[derive(Debug)]
 pub struct Upstream {
     /// As written, for logs: `http://127.0.0.1:9001`.
-    pub url: String,
+    pub url: Arc<str>,
     pub host: String,
     pub port: u16,
     pub tls: bool,
@@ -145,7 +145,7 @@ impl Upstream {
             h.finish()
         };
         Upstream {
-            url: url.as_str().trim_end_matches('/').to_owned(),
+            url: Arc::from(url.as_str().trim_end_matches('/')),
             host,
             port,
             tls,
