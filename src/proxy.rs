@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
@@ -17,7 +17,9 @@ use crate::config::{AuthMode, Config};
 use crate::headers::{self, OwnCookies, Peer};
 use crate::policy::path;
 use crate::policy::route::Route;
-use crate::session::login::{request_cookies, LoginError, Sessions};
+use crate::session::login::{request_cookies, LoginError, Sessions, Tokens};
+use crate::session::refresh::Resumed;
+use crate::session::revocation::Ended;
 use crate::session::target::return_target;
 use crate::telemetry::METRICS;
 use respond::Refusal;
@@ -43,6 +45,7 @@ impl Gateway {
                 p,
                 &config.server.public_url,
                 config.claims.clone(),
+                config.headers.access_token.is_some(),
             )),
             _ => None,
         };
@@ -81,6 +84,8 @@ pub struct Ctx {
     refusal: Option<&'static str>,
     /// The authenticated caller, whose identity the backend receives.
     caller: Option<Arc<Verified>>,
+    /// `Set-Cookie` values for the answer: a session renewed or ended on the way.
+    set_cookies: Vec<String>,
 }
 
 /// Whether a filter answered the request itself or lets it go on to the backend.
@@ -108,6 +113,7 @@ impl ProxyHttp for Gateway {
             attempts: 0,
             refusal: None,
             caller: None,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -200,6 +206,19 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Hands the browser a renewed session along with the backend's answer.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        for c in ctx.set_cookies.drain(..) {
+            upstream_response.append_header(http::header::SET_COOKIE, c)?;
+        }
+        Ok(())
+    }
+
     /// Answers a failure to reach or read the backend with a JSON 502 (or 504).
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
@@ -267,8 +286,11 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
+        let browser = match self.route_session(&route, session.req_header(), ctx).await {
+            Ok(b) => b,
+            Err(r) => return self.refuse(session, ctx, r).await,
+        };
         let req = session.req_header();
-        let browser = self.route_session(&route, req);
         let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
@@ -316,6 +338,9 @@ impl Gateway {
             }
             "/_portcullis/callback" if self.sessions.is_some() => self.callback(session, ctx).await,
             "/_portcullis/logout" if self.sessions.is_some() => self.logout(session, ctx).await,
+            "/_portcullis/backchannel-logout" if self.sessions.is_some() => {
+                self.backchannel_logout(session, ctx).await
+            }
             _ => self.refuse(session, ctx, Refusal::NoEndpoint).await,
         }
     }
@@ -342,7 +367,10 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::NoRoute).await;
         };
         ctx.route = Some(route.clone());
-        let browser = self.route_session(&route, session.req_header());
+        let browser = match self.route_session(&route, session.req_header(), ctx).await {
+            Ok(b) => b,
+            Err(r) => return self.refuse(session, ctx, r).await,
+        };
         let max = self.config.server.max_token_bytes;
         let outcome = auth::authenticate(
             &self.verifier,
@@ -353,7 +381,7 @@ impl Gateway {
             browser,
         )
         .await;
-        let identity = match outcome {
+        let mut identity = match outcome {
             Outcome::Anonymous => Vec::new(),
             Outcome::Authenticated(v) => {
                 headers::identity_headers(&v.identity, &self.config.headers)
@@ -372,6 +400,13 @@ impl Gateway {
             }
             Outcome::Refused(r) => return self.refuse(session, ctx, r).await,
         };
+        // A renewed session reaches the browser when the proxy in front passes these on
+        // (nginx: `auth_request_set`, Traefik: `authResponseHeaders`).
+        identity.extend(
+            ctx.set_cookies
+                .drain(..)
+                .map(|c| (http::header::SET_COOKIE, c)),
+        );
         respond::send_json(
             session,
             200,
@@ -387,9 +422,13 @@ impl Gateway {
         let req = session.req_header();
         // The session is only opened (decrypted) when no bearer token was sent.
         let session_caller = match auth::bearer(req) {
-            auth::Bearer::Absent => self.browser_session(req),
+            auth::Bearer::Absent => match self.browser_session(req, ctx).await {
+                Ok(v) => v,
+                Err(r) => return self.refuse(session, ctx, r).await,
+            },
             auth::Bearer::Token(_) | auth::Bearer::Malformed => None,
         };
+        let req = session.req_header();
         let found = match session_caller {
             Some(v) => Ok(v),
             None => {
@@ -399,28 +438,63 @@ impl Gateway {
         match found {
             Ok(v) => {
                 let who = serde_json::to_value(&v.identity).unwrap_or_default();
-                respond::send_json(session, 200, &who, &[]).await?;
+                let cookies: Vec<_> = ctx
+                    .set_cookies
+                    .drain(..)
+                    .map(|c| (http::header::SET_COOKIE, c))
+                    .collect();
+                respond::send_json(session, 200, &who, &cookies).await?;
                 Ok(Handled::Responded)
             }
             Err(r) => self.refuse(session, ctx, r).await,
         }
     }
 
-    /// The session of a request on `route`: opened only on routes that take sessions, so
-    /// `public` and `bearer` routes never pay for decrypting a cookie.
-    fn route_session(&self, route: &Route, req: &RequestHeader) -> Option<Arc<Verified>> {
+    /// The session of a request on `route`: opened only where it counts, so `public` and
+    /// `bearer` routes (and `any` with a bearer token) never pay for decrypting a cookie.
+    async fn route_session(
+        &self,
+        route: &Route,
+        req: &RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Arc<Verified>>, Refusal> {
         match route.auth {
-            AuthMode::Login | AuthMode::Any => self.browser_session(req),
-            AuthMode::Public | AuthMode::Bearer => None,
+            AuthMode::Any if auth::bearer(req) != auth::Bearer::Absent => Ok(None),
+            AuthMode::Login | AuthMode::Any => self.browser_session(req, ctx).await,
+            AuthMode::Public | AuthMode::Bearer => Ok(None),
         }
     }
 
-    /// The browser session a request carries, if it opens and has not ended.
-    fn browser_session(&self, req: &RequestHeader) -> Option<Arc<Verified>> {
-        let sessions = self.sessions.as_ref()?;
-        sessions
-            .load(request_cookies(req), self.verifier.now())
-            .map(|(_, v)| v)
+    /// The browser session a request carries, taken up (and renewed when due). Cookies that
+    /// renew or clear it are left in `ctx` for the answer.
+    async fn browser_session(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Arc<Verified>>, Refusal> {
+        let Some(sessions) = self.sessions.as_ref() else {
+            return Ok(None);
+        };
+        let provider = self.verifier.issuers().first();
+        let now = self.verifier.now();
+        match sessions
+            .resume(request_cookies(req), &self.http, provider, now)
+            .await
+        {
+            Resumed::None => Ok(None),
+            Resumed::Valid {
+                verified,
+                set_cookies,
+            } => {
+                ctx.set_cookies = set_cookies;
+                Ok(Some(verified))
+            }
+            Resumed::Ended { clear } => {
+                ctx.set_cookies = clear;
+                Ok(None)
+            }
+            Resumed::ProviderUnavailable => Err(Refusal::ProviderUnavailable),
+        }
     }
 
     /// Sends the browser to the provider to log in, then back to `target`.
@@ -444,43 +518,81 @@ impl Gateway {
         };
         let (location, cookie) = sessions.start(&auth_endpoint, target, self.verifier.now());
         ctx.refusal = Some("login_required");
-        respond::send_redirect(session, &location, &[cookie]).await?;
+        let mut cookies = std::mem::take(&mut ctx.set_cookies);
+        cookies.push(cookie);
+        respond::send_redirect(session, &location, &cookies).await?;
         Ok(Handled::Responded)
     }
 
-    /// The redirect URI: checks the login attempt, exchanges the code, starts a new session
-    /// and returns the browser to where it was going.
+    /// The redirect URI: checks the login attempt, completes it (the code exchanged, or the
+    /// implicit flow's `form_post` checked), starts a new session and returns the browser to
+    /// where it was going.
     async fn callback(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
         let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
         else {
             return self.refuse(session, ctx, Refusal::NoEndpoint).await;
         };
+        let params = match session.req_header().method {
+            http::Method::GET => query_pairs(session.req_header()),
+            http::Method::POST => match read_body(session, MAX_FORM_BYTES).await? {
+                Some(body) => form_pairs(&body),
+                None => return self.refuse(session, ctx, Refusal::BodyTooLarge).await,
+            },
+            _ => {
+                let refusal = Refusal::MethodNotAllowed("GET, POST");
+                return self.refuse(session, ctx, refusal).await;
+            }
+        };
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         let req = session.req_header();
         let now = self.verifier.now();
-        let state = query_param(req, "state").unwrap_or_default();
+        let state = param("state").unwrap_or_default();
         let (attempt, clear_attempt) = match sessions.attempt(&state, request_cookies(req), now) {
             Ok(a) => a,
             Err(e) => return self.refuse(session, ctx, Refusal::LoginFailed(e)).await,
         };
-        let Some(code) = query_param(req, "code") else {
-            return self
-                .refuse(
-                    session,
-                    ctx,
-                    Refusal::LoginFailed(LoginError::ProviderError),
-                )
-                .await;
+        if let Some(error) = param("error") {
+            // The provider's error code (access_denied, login_required …); logged as a code only.
+            let code: String = error
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            tracing::warn!(error = %code, "the provider answered the login with an error");
+            let refusal = Refusal::LoginFailed(LoginError::ProviderError);
+            return self.refuse(session, ctx, refusal).await;
+        }
+        let finished = if attempt.implicit {
+            let tokens = Tokens {
+                id_token: param("id_token"),
+                access_token: param("access_token"),
+                refresh_token: None,
+                expires_in: param("expires_in").and_then(|e| e.parse().ok()),
+            };
+            sessions
+                .finish_implicit(provider, &attempt, tokens, now)
+                .await
+        } else {
+            let Some(code) = param("code") else {
+                let refusal = Refusal::LoginFailed(LoginError::ProviderError);
+                return self.refuse(session, ctx, refusal).await;
+            };
+            let Some(token_endpoint) = provider.discovery().and_then(|d| d.token_endpoint.clone())
+            else {
+                return self
+                    .refuse(session, ctx, Refusal::ProviderUnavailable)
+                    .await;
+            };
+            sessions
+                .finish(&self.http, provider, &token_endpoint, &attempt, &code, now)
+                .await
         };
-        let Some(token_endpoint) = provider.discovery().and_then(|d| d.token_endpoint.clone())
-        else {
-            return self
-                .refuse(session, ctx, Refusal::ProviderUnavailable)
-                .await;
-        };
-        match sessions
-            .finish(&self.http, provider, &token_endpoint, &attempt, &code, now)
-            .await
-        {
+        match finished {
             Ok(data) => {
                 let mut cookies = sessions.store(&data, now);
                 cookies.push(clear_attempt);
@@ -489,6 +601,53 @@ impl Gateway {
                 Ok(Handled::Responded)
             }
             Err(e) => self.refuse(session, ctx, Refusal::LoginFailed(e)).await,
+        }
+    }
+
+    /// OpenID Connect Back-Channel Logout: the provider posts a logout token; a verified one
+    /// ends every session of its `sid` (or `sub`) on this instance.
+    async fn backchannel_logout(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        if session.req_header().method != http::Method::POST {
+            return self
+                .refuse(session, ctx, Refusal::MethodNotAllowed("POST"))
+                .await;
+        }
+        let Some(body) = read_body(session, MAX_FORM_BYTES).await? else {
+            return self.refuse(session, ctx, Refusal::BodyTooLarge).await;
+        };
+        let token = form_pairs(&body)
+            .into_iter()
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let now = self.verifier.now();
+        match sessions
+            .revocations
+            .verify_logout_token(&token, provider, &sessions.client_id, now)
+            .await
+        {
+            Ok(ended) => {
+                sessions.revocations.end(&ended, now);
+                let by = match ended {
+                    Ended::Sid(_) => "sid",
+                    Ended::Sub(_) => "sub",
+                };
+                tracing::info!(by, "back-channel logout: sessions ended");
+                respond::send_json(session, 200, &serde_json::json!({}), &[]).await?;
+                Ok(Handled::Responded)
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "back-channel logout refused");
+                self.refuse(session, ctx, Refusal::BadLogoutToken(e)).await
+            }
         }
     }
 
@@ -503,7 +662,12 @@ impl Gateway {
         let Some(rd) = return_target(&rd).map(str::to_owned) else {
             return self.refuse(session, ctx, Refusal::BadReturnTarget).await;
         };
-        let current = sessions.load(request_cookies(req), self.verifier.now());
+        let now = self.verifier.now();
+        let current = sessions.load(request_cookies(req), now);
+        if let Some((data, _)) = &current {
+            // A copy of this cookie is worthless on this instance from now on.
+            sessions.revocations.end_session(&data.id, now);
+        }
         let end_session = self
             .verifier
             .issuers()
@@ -539,10 +703,13 @@ impl Gateway {
     ) -> pingora::Result<Handled> {
         ctx.refusal = Some(refusal.reason());
         tracing::debug!(reason = refusal.reason(), description = %refusal.description(), "refused");
-        respond::send(session, &refusal).await?;
+        respond::send_with_cookies(session, &refusal, &ctx.set_cookies).await?;
         Ok(Handled::Responded)
     }
 }
+
+/// The most a form posted to the gateway (`form_post` callback, logout token) may carry.
+const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// The first value of a query parameter, percent-decoded.
 fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
@@ -550,6 +717,30 @@ fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
     url::form_urlencoded::parse(q.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Every query parameter, percent-decoded.
+fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
+    form_pairs(req.uri.query().unwrap_or_default().as_bytes())
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The request body, or `None` when it is longer than `limit` bytes.
+async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// The `Host` of a request: the header, or the authority of an absolute-form target.

@@ -69,6 +69,16 @@ async fn verify_inner(
     issuer: &Issuer,
     now: u64,
 ) -> Result<Value, Result<TokenError, Unavailable>> {
+    verify_with(token, head, issuer, now, true).await
+}
+
+async fn verify_with(
+    token: &str,
+    head: &Unverified,
+    issuer: &Issuer,
+    now: u64,
+    require_exp: bool,
+) -> Result<Value, Result<TokenError, Unavailable>> {
     let s = &issuer.settings;
     if !s.algorithms.contains(&head.alg) {
         return Err(Ok(TokenError::AlgorithmNotAllowed));
@@ -94,7 +104,7 @@ async fn verify_inner(
             _ => TokenError::Malformed,
         })
     })?;
-    check_claims(&data.claims, issuer, now).map_err(Ok)?;
+    check_time_claims(&data.claims, issuer, now, require_exp).map_err(Ok)?;
     Ok(data.claims)
 }
 
@@ -106,6 +116,24 @@ pub async fn verify_signed_by(token: &str, issuer: &Issuer, now: u64) -> Result<
         return Err(TokenError::UnknownIssuer);
     }
     match verify_inner(token, &head, issuer, now).await {
+        Ok(claims) => Ok(claims),
+        Err(Ok(e)) => Err(e),
+        Err(Err(_)) => Err(TokenError::UnknownKeyId),
+    }
+}
+
+/// [`verify_signed_by`] for the few tokens whose `exp` is optional (logout tokens of the
+/// earlier back-channel drafts); the caller bounds their age by `iat`.
+pub async fn verify_signed_by_without_expiry(
+    token: &str,
+    issuer: &Issuer,
+    now: u64,
+) -> Result<Value, TokenError> {
+    let head = peek(token)?;
+    if head.iss.trim_end_matches('/') != issuer.settings.issuer {
+        return Err(TokenError::UnknownIssuer);
+    }
+    match verify_with(token, &head, issuer, now, false).await {
         Ok(claims) => Ok(claims),
         Err(Ok(e)) => Err(e),
         Err(Err(_)) => Err(TokenError::UnknownKeyId),
@@ -146,9 +174,14 @@ pub async fn verify_id_token(
     Ok(claims)
 }
 
-/// `iss` exact, `exp` required and not past, `nbf` and `iat` not in the future, each time
-/// with `clock_skew`.
-pub fn check_claims(claims: &Value, issuer: &Issuer, now: u64) -> Result<(), TokenError> {
+/// `iss` exact, `exp` (required unless `require_exp` is false) not past, `nbf` and `iat`
+/// not in the future, each time with `clock_skew`.
+fn check_time_claims(
+    claims: &Value,
+    issuer: &Issuer,
+    now: u64,
+    require_exp: bool,
+) -> Result<(), TokenError> {
     let s = &issuer.settings;
     let skew = s.clock_skew.as_secs();
     if claims.get("iss").and_then(Value::as_str) != Some(issuer.expected_iss().as_str()) {
@@ -165,9 +198,11 @@ pub fn check_claims(claims: &Value, issuer: &Issuer, now: u64) -> Result<(), Tok
             Some(_) => Err(TokenError::Malformed),
         }
     };
-    let exp = time("exp")?.ok_or(TokenError::MissingExpiry)?;
-    if now >= exp.saturating_add(skew) {
-        return Err(TokenError::Expired);
+    match time("exp")? {
+        Some(exp) if now >= exp.saturating_add(skew) => return Err(TokenError::Expired),
+        Some(_) => {}
+        None if require_exp => return Err(TokenError::MissingExpiry),
+        None => {}
     }
     if time("nbf")?.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
         return Err(TokenError::NotYetValid);

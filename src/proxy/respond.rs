@@ -10,6 +10,7 @@ use pingora::proxy::Session;
 use crate::auth::error::{TokenError, Unavailable};
 use crate::policy::path::PathError;
 use crate::session::login::LoginError;
+use crate::session::revocation::LogoutTokenError;
 
 /// Why the gateway answered instead of the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +41,23 @@ pub enum Refusal {
     ProviderUnavailable,
     /// A return target (`rd`) that is not a same-origin relative path.
     BadReturnTarget,
+    /// A back-channel logout whose logout token is refused.
+    BadLogoutToken(LogoutTokenError),
+    /// A request body larger than the endpoint takes.
+    BodyTooLarge,
+    /// An endpoint that takes another method.
+    MethodNotAllowed(&'static str),
 }
 
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::BadPath(_) | Refusal::TokenTooLarge | Refusal::BadReturnTarget => 400,
+            Refusal::BadPath(_)
+            | Refusal::TokenTooLarge
+            | Refusal::BadReturnTarget
+            | Refusal::BadLogoutToken(_) => 400,
+            Refusal::MethodNotAllowed(_) => 405,
+            Refusal::BodyTooLarge => 413,
             Refusal::LoginFailed(LoginError::ProviderUnreachable)
             | Refusal::ProviderUnavailable => 503,
             Refusal::LoginFailed(_) => 400,
@@ -60,9 +72,12 @@ impl Refusal {
     /// The short reason: the `error` field, and the label of logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::BadPath(_) | Refusal::TokenTooLarge | Refusal::BadReturnTarget => {
-                "invalid_request"
-            }
+            Refusal::BadPath(_)
+            | Refusal::TokenTooLarge
+            | Refusal::BadReturnTarget
+            | Refusal::BadLogoutToken(_)
+            | Refusal::BodyTooLarge
+            | Refusal::MethodNotAllowed(_) => "invalid_request",
             Refusal::LoginFailed(_) => "login_failed",
             Refusal::ProviderUnavailable => "temporarily_unavailable",
             Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
@@ -98,6 +113,9 @@ impl Refusal {
                     .to_owned()
             }
             Refusal::BadReturnTarget => "the return target must be a path on this site".to_owned(),
+            Refusal::BadLogoutToken(e) => e.to_string(),
+            Refusal::BodyTooLarge => "the request body is too large for this endpoint".to_owned(),
+            Refusal::MethodNotAllowed(allowed) => format!("this endpoint takes {allowed} only"),
         }
     }
 
@@ -130,7 +148,10 @@ impl Refusal {
             | Refusal::UpstreamUnreachable
             | Refusal::LoginFailed(_)
             | Refusal::ProviderUnavailable
-            | Refusal::BadReturnTarget => None,
+            | Refusal::BadReturnTarget
+            | Refusal::BadLogoutToken(_)
+            | Refusal::BodyTooLarge
+            | Refusal::MethodNotAllowed(_) => None,
         }
     }
 }
@@ -174,6 +195,15 @@ pub fn render(refusal: &Refusal, html: bool) -> (ResponseHeader, Bytes) {
 
 /// Writes the refusal to the client.
 pub async fn send(session: &mut Session, refusal: &Refusal) -> pingora::Result<()> {
+    send_with_cookies(session, refusal, &[]).await
+}
+
+/// Writes the refusal, setting `cookies` (`Set-Cookie` values: a session that ended).
+pub async fn send_with_cookies(
+    session: &mut Session,
+    refusal: &Refusal,
+    cookies: &[String],
+) -> pingora::Result<()> {
     let html = wants_html(
         session
             .req_header()
@@ -181,7 +211,13 @@ pub async fn send(session: &mut Session, refusal: &Refusal) -> pingora::Result<(
             .get(http::header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let (head, body) = render(refusal, html);
+    let (mut head, body) = render(refusal, html);
+    if let Refusal::MethodNotAllowed(allowed) = refusal {
+        let _ = head.insert_header(http::header::ALLOW, *allowed);
+    }
+    for c in cookies {
+        let _ = head.append_header(http::header::SET_COOKIE, c.as_str());
+    }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(head), head_only)
@@ -221,7 +257,7 @@ pub async fn send_json(
     let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
     for (k, v) in extra {
-        let _ = head.insert_header(k.clone(), v.as_str());
+        let _ = head.append_header(k.clone(), v.as_str());
     }
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(body), true).await
