@@ -5,7 +5,7 @@
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake
+APT_PACKAGES := cmake chromium redis-server
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
 .PHONY: test deps apt npm pip rust-test e2e-test bench check fmt clippy clean-e2e
@@ -36,6 +36,7 @@ rust-test:
 
 e2e-test: npm pip
 	cd tests/e2e && node --test provider/
+	cd tests/e2e && node --test browser/
 	tests/e2e/dot/.venv/bin/python -m unittest discover -s tests/e2e/dot -p 'test_*.py'
 
 bench:

@@ -14,6 +14,31 @@ use support::Gateway;
 struct Provider {
     child: Child,
     issuer: String,
+    port: u16,
+}
+
+impl Provider {
+    /// Stops the provider and starts a new one on the same port: it has forgotten every
+    /// login, grant and refresh token.
+    fn restart(&mut self, args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.port.to_string();
+        let mut all = vec!["--port", port.as_str()];
+        all.extend_from_slice(args);
+        *self = start_provider_with(&all);
+    }
+
+    /// Calls one of the provider's test-only endpoints.
+    async fn test_endpoint(&self, path: &str, body: serde_json::Value) {
+        let r = support::client()
+            .post(format!("http://127.0.0.1:{}{path}", self.port))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
 }
 
 impl Drop for Provider {
@@ -24,14 +49,15 @@ impl Drop for Provider {
 }
 
 fn start_provider() -> Provider {
+    start_provider_with(&["--port", "0"])
+}
+
+fn start_provider_with(args: &[&str]) -> Provider {
     use std::io::BufRead as _;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut child = Command::new("node")
-        .args([
-            &format!("{root}/tests/e2e/provider/server.js"),
-            "--port",
-            "0",
-        ])
+        .arg(format!("{root}/tests/e2e/provider/server.js"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,6 +74,7 @@ fn start_provider() -> Provider {
     Provider {
         child,
         issuer: v["issuer"].as_str().unwrap().to_owned(),
+        port: v["port"].as_u64().unwrap() as u16,
     }
 }
 
@@ -163,6 +190,40 @@ impl Browser {
         panic!("too many redirects");
     }
 
+    /// Follows `a` through the provider's login until it answers the implicit flow with its
+    /// self-submitting `form_post` page; posts that form to the gateway as a browser would.
+    async fn through_form_post(&mut self, mut a: Answer, user: &str, password: &str) -> Answer {
+        for _ in 0..10 {
+            let Some(loc) = a.location.clone() else {
+                let (action, fields) = hidden_form(&a.body);
+                assert!(action.contains("/_portcullis/callback"), "{}", a.body);
+                let form = self.http.post(&action).form(&fields);
+                return self.send(form, &action).await;
+            };
+            if loc.contains("/login-actions/") && a.status == 303 {
+                self.open(&loc).await;
+                let form = self
+                    .http
+                    .post(&loc)
+                    .form(&[("username", user), ("password", password)]);
+                a = self.send(form, &loc).await;
+                continue;
+            }
+            a = self.open(&loc).await;
+        }
+        panic!("too many redirects");
+    }
+
+    /// A request the way an SPA's `fetch` sends it (never a page load).
+    async fn fetch(&mut self, url: &str) -> Answer {
+        let req = self
+            .http
+            .get(url)
+            .header("Accept", "application/json")
+            .header("Sec-Fetch-Mode", "cors");
+        self.send(req, url).await
+    }
+
     /// Opens `start` and, if sent to log in, logs in and opens the callback.
     async fn log_in(&mut self, start: &str, user: &str, password: &str) -> Answer {
         let first = self.open(start).await;
@@ -174,9 +235,45 @@ impl Browser {
     }
 }
 
+/// The action and the hidden fields of the first form of an HTML page.
+fn hidden_form(html: &str) -> (String, Vec<(String, String)>) {
+    fn attr(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = start + tag[start..].find('"')?;
+        Some(
+            tag[start..end]
+                .replace("&amp;", "&")
+                .replace("&quot;", "\"")
+                .replace("&#x2F;", "/")
+                .replace("&#x3D;", "="),
+        )
+    }
+    let form_at = html.find("<form").expect("a form");
+    let form_tag = &html[form_at..form_at + html[form_at..].find('>').unwrap()];
+    let action = attr(form_tag, "action").expect("a form action");
+    let fields = html[form_at..]
+        .split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}
+
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 async fn gateway(provider: &Provider) -> (Gateway, std::net::SocketAddr) {
+    gateway_with(provider, "", "").await
+}
+
+/// A gateway in front of an echo backend, with lines added to `[provider]` and `[session]`.
+async fn gateway_with(
+    provider: &Provider,
+    provider_extra: &str,
+    session_extra: &str,
+) -> (Gateway, std::net::SocketAddr) {
     let up = support::echo().await;
     let rest = format!(
         r#"
@@ -184,9 +281,11 @@ async fn gateway(provider: &Provider) -> (Gateway, std::net::SocketAddr) {
 issuer = "{issuer}"
 client_id = "portcullis"
 client_secret = "portcullis-secret-0123456789abcdef"
+{provider_extra}
 
 [session]
 secrets = ["{SECRET}"]
+{session_extra}
 
 [[routes]]
 name = "app"
@@ -473,4 +572,223 @@ async fn the_open_redirect_corpus_never_yields_an_off_origin_location() {
         )
         .await;
     assert_eq!(done.location, Some(gw.url("/app/here?q=1")));
+}
+
+/// The session cookie a browser holds for the gateway.
+fn session_cookie(b: &Browser, gw: &Gateway) -> String {
+    b.jar[&Browser::origin(&gw.url("/"))]["_portcullis"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_outlive_their_access_token_by_refreshing_without_a_new_login() {
+    let p = start_provider_with(&["--port", "0", "--access-ttl", "4"]);
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    let first = session_cookie(&b, &gw);
+    // Past the token's lifetime: the next request renews it instead of logging in again.
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let page = b.open(&gw.url("/app/page")).await;
+        assert_eq!(page.status, 200, "round {round}: {}\n{}", page.body, gw.log());
+        let echo: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+        assert_eq!(support::echoed(&echo, "x-auth-request-user"), ["alice"]);
+    }
+    assert_ne!(session_cookie(&b, &gw), first, "the renewed session was handed back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_refresh_tokens() {
+    // With rotation, a second refresh with the same refresh token is refused (and the
+    // provider revokes the grant): one refresh per session is what keeps it alive.
+    let p = start_provider_with(&["--port", "0", "--access-ttl", "4", "--rotate-refresh-tokens"]);
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let cookie = b.cookie_header(&gw.url("/"));
+    let requests = (0..12).map(|i| {
+        let url = gw.url(&format!("/app/burst/{i}"));
+        let req = b.http.get(url).header("Cookie", cookie.clone());
+        async move {
+            let r = req.send().await.unwrap();
+            let renewed = r.headers().get_all("set-cookie").iter().count();
+            (r.status().as_u16(), renewed)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for (status, renewed) in &answers {
+        assert_eq!(*status, 200, "{answers:?}\n{}", gw.log());
+        assert!(*renewed > 0, "every answer hands back the renewed session");
+    }
+    // The renewed session renews again later: the grant was not revoked by a reuse.
+    let page = b.open(&gw.url("/app/page")).await;
+    assert_eq!(page.status, 200);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let page = b.open(&gw.url("/app/page")).await;
+    assert_eq!(page.status, 200, "{}\n{}", page.body, gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_refresh_ends_the_session_cleanly_never_a_loop() {
+    let mut p = start_provider_with(&["--port", "0", "--access-ttl", "4"]);
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    // The provider forgets every grant: the refresh token is refused.
+    p.restart(&["--access-ttl", "4"]);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let api = b.fetch(&gw.url("/app/api")).await;
+    assert_eq!(api.status, 401, "{}\n{}", api.body, gw.log());
+    assert!(
+        !b.jar[&Browser::origin(&gw.url("/"))].contains_key("_portcullis"),
+        "the ended session's cookie is cleared"
+    );
+    // A page load now starts one new login, toward the provider (not back to the app).
+    let page = b.open(&gw.url("/app/page")).await;
+    assert_eq!(page.status, 302);
+    assert!(page.location.unwrap().starts_with(&p.issuer));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_implicit_flow_logs_in_by_form_post_and_lands_on_the_url_asked_for() {
+    let p = start_provider();
+    let (gw, _) = gateway_with(&p, r#"login_flow = "implicit""#, "").await;
+    let mut b = Browser::new();
+    let start = gw.url("/app/page?x=1");
+    let first = b.open(&start).await;
+    let to = first.location.clone().unwrap();
+    assert!(
+        to.contains("response_type=id_token+token") && to.contains("response_mode=form_post"),
+        "{to}"
+    );
+    assert!(!to.contains("code_challenge"), "{to}");
+    let landed = b.through_form_post(first, "alice", "alice-password").await;
+    assert_eq!(landed.status, 302, "{}\n{}", landed.body, gw.log());
+    assert_eq!(landed.location.as_deref(), Some(start.as_str()));
+    let page = b.open(&start).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let echo: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(support::echoed(&echo, "x-auth-request-user"), ["alice"]);
+    assert_eq!(
+        support::echoed(&echo, "x-auth-request-roles"),
+        ["admin,minio-user,offline_access"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_implicit_callback_with_a_swapped_access_token_or_a_code_makes_no_session() {
+    let p = start_provider();
+    let (gw, _) = gateway_with(&p, r#"login_flow = "implicit""#, "").await;
+    let mut b = Browser::new();
+    let mut first = b.open(&gw.url("/app/x")).await;
+    // Through the provider by hand, to tamper with the form_post before it is sent.
+    let page = loop {
+        let loc = first.location.clone().unwrap();
+        if loc.contains("/login-actions/") && first.status == 303 {
+            b.open(&loc).await;
+            let form = b.http.post(&loc).form(&[("username", "alice"), ("password", "alice-password")]);
+            first = b.send(form, &loc).await;
+        } else {
+            first = b.open(&loc).await;
+        }
+        if first.location.is_none() {
+            break first;
+        }
+    };
+    let (action, fields) = hidden_form(&page.body);
+    let swapped: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "access_token" => (k.clone(), format!("{v}x")),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let a = b.send(b.http.post(&action).form(&swapped), &action).await;
+    assert_eq!(a.status, 400, "at_hash binds the access token: {}", a.body);
+    // A code where the attempt expects the implicit flow's tokens.
+    let state = fields.iter().find(|(k, _)| k == "state").unwrap().1.clone();
+    let code = [("code", "abc"), ("state", state.as_str())];
+    let a = b.send(b.http.post(&action).form(&code), &action).await;
+    assert!((400..500).contains(&a.status), "{}", a.status);
+    assert_eq!(b.open(&gw.url("/app/x")).await.status, 302, "still no session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
+    let p = start_provider();
+    let (gw, _) = gateway(&p).await;
+    let uri = gw.url("/_portcullis/backchannel-logout");
+    p.test_endpoint("/__test/backchannel-logout-uri", serde_json::json!({ "uri": uri }))
+        .await;
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    assert_eq!(b.open(&gw.url("/app/")).await.status, 200);
+    // The user logs out at the provider (another app's logout button, say): the gateway
+    // only hears of it by the back channel, and keeps its cookie.
+    let logout = format!("{}/protocol/openid-connect/logout?client_id=portcullis", p.issuer);
+    let confirm = b.open(&logout).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    // The confirmation form (it carries logout=yes: end the whole provider session).
+    let (action, fields) = hidden_form(&confirm.body);
+    let done = b.send(b.http.post(&action).form(&fields), &action).await;
+    assert!(done.status < 400, "{}", done.body);
+    let mut status = 0;
+    for _ in 0..30 {
+        status = b.open(&gw.url("/app/")).await.status;
+        if status == 302 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 302, "the session was ended by the back channel\n{}", gw.log());
+    assert!(gw.log().contains("back-channel logout"), "{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backchannel_logout_refuses_anything_but_a_verified_logout_token() {
+    let p = start_provider();
+    let (gw, _) = gateway(&p).await;
+    let c = support::client();
+    let url = gw.url("/_portcullis/backchannel-logout");
+    let get = c.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    // A live session, which none of the refused requests below may end.
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    for body in [
+        "logout_token=".to_owned(),
+        "logout_token=abc.def.ghi".to_owned(),
+        "nothing=here".to_owned(),
+        format!("logout_token={}", "a".repeat(70 * 1024)),
+    ] {
+        let r = c
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(status == 400 || status == 413, "{status} for {}", &body[..body.len().min(40)]);
+    }
+    assert_eq!(b.open(&gw.url("/app/")).await.status, 200, "no session was ended");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_out_cookie_replayed_on_this_instance_is_no_session() {
+    let p = start_provider();
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    let copy = b.cookie_header(&gw.url("/"));
+    b.open(&gw.url("/_portcullis/logout?rd=/app/")).await;
+    let replay = support::client()
+        .get(gw.url("/app/"))
+        .header("Cookie", copy)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
 }
