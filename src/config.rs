@@ -540,6 +540,15 @@ impl Builder<'_> {
             None => DEFAULT_COOKIE.to_owned(),
         };
         let store = s.store.as_ref().map_or(Store::Cookie, |s| *s.get_ref());
+        if let Some(url) = &s.redis_url {
+            if redis::Client::open(url.get_ref().0.as_str()).is_err() {
+                return Err(self.here.span(
+                    url,
+                    "session.redis_url",
+                    "expected redis://[:password@]host[:port][/db] (or rediss:// for TLS)",
+                ));
+            }
+        }
         if store == Store::Redis && s.redis_url.is_none() {
             let st = s.store.as_ref().expect("store is set when it is redis");
             return Err(self.here.span(
@@ -555,7 +564,7 @@ impl Builder<'_> {
             refresh: s.refresh.unwrap_or(true),
             same_site: s.same_site.unwrap_or(SameSite::Lax),
             store,
-            redis_url: s.redis_url.map(|t| t.0),
+            redis_url: s.redis_url.map(|t| t.into_inner().0),
             domain: s.domain.map(|t| t.0),
         })
     }

@@ -38,15 +38,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, verifier: Arc<Verifier>, http: reqwest::Client) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        verifier: Arc<Verifier>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Self> {
         let sessions = match (&config.session, &config.provider) {
-            (Some(s), Some(p)) => Some(Sessions::new(
-                s.clone(),
-                p,
-                &config.server.public_url,
-                config.claims.clone(),
-                config.headers.access_token.is_some(),
-            )),
+            (Some(s), Some(p)) => Some(
+                Sessions::new(
+                    s.clone(),
+                    p,
+                    &config.server.public_url,
+                    config.claims.clone(),
+                    config.headers.access_token.is_some(),
+                )
+                .map_err(|e| anyhow::anyhow!(e))?,
+            ),
             _ => None,
         };
         let cookies = OwnCookies {
@@ -61,14 +68,14 @@ impl Gateway {
         } else {
             "http"
         };
-        Gateway {
+        Ok(Gateway {
             config,
             verifier,
             sessions,
             http,
             cookies,
             scheme,
-        }
+        })
     }
 }
 
@@ -494,6 +501,7 @@ impl Gateway {
                 Ok(None)
             }
             Resumed::ProviderUnavailable => Err(Refusal::ProviderUnavailable),
+            Resumed::StoreUnavailable => Err(Refusal::SessionStoreUnavailable),
         }
     }
 
@@ -594,7 +602,10 @@ impl Gateway {
         };
         match finished {
             Ok(data) => {
-                let mut cookies = sessions.store(&data, now);
+                let Ok(mut cookies) = sessions.save(&data, now).await else {
+                    let refusal = Refusal::SessionStoreUnavailable;
+                    return self.refuse(session, ctx, refusal).await;
+                };
                 cookies.push(clear_attempt);
                 tracing::info!(user = data.identity.user.as_deref().unwrap_or("-"), "login");
                 respond::send_redirect(session, &attempt.rd, &cookies).await?;
@@ -635,7 +646,11 @@ impl Gateway {
             .await
         {
             Ok(ended) => {
-                sessions.revocations.end(&ended, now);
+                if sessions.end_everywhere(&ended, now).await.is_err() {
+                    // The provider retries a logout that was not acknowledged.
+                    let refusal = Refusal::SessionStoreUnavailable;
+                    return self.refuse(session, ctx, refusal).await;
+                }
                 let by = match ended {
                     Ended::Sid(_) => "sid",
                     Ended::Sub(_) => "sub",
@@ -663,11 +678,17 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::BadReturnTarget).await;
         };
         let now = self.verifier.now();
-        let current = sessions.load(request_cookies(req), now);
-        if let Some((data, _)) = &current {
-            // A copy of this cookie is worthless on this instance from now on.
-            sessions.revocations.end_session(&data.id, now);
-        }
+        // A store that cannot be reached does not keep anyone logged in: the cookie is
+        // cleared whatever happens.
+        let current = sessions
+            .open(request_cookies(req), now)
+            .await
+            .ok()
+            .flatten();
+        let clear = match &current {
+            Some((data, _)) => sessions.discard(data, now).await,
+            None => sessions.clear(),
+        };
         let end_session = self
             .verifier
             .issuers()
@@ -691,7 +712,7 @@ impl Gateway {
             }
             _ => rd,
         };
-        respond::send_redirect(session, &location, &sessions.clear()).await?;
+        respond::send_redirect(session, &location, &clear).await?;
         Ok(Handled::Responded)
     }
 

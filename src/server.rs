@@ -54,7 +54,7 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     let http = http_client();
     let verifier = Arc::new(Verifier::from_config(&config, http.clone(), system_clock()));
     let readiness = Arc::new(Readiness::new(verifier.clone()));
-    let gateway = Gateway::new(config.clone(), verifier.clone(), http);
+    let gateway = Gateway::new(config.clone(), verifier.clone(), http)?;
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &config.server.listen {

@@ -792,3 +792,137 @@ async fn a_logged_out_cookie_replayed_on_this_instance_is_no_session() {
         .unwrap();
     assert_eq!(replay.status(), 401);
 }
+
+/// A real `redis-server` on a free loopback port, without persistence, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_redis() -> Redis {
+    let port = support::free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (make test installs it)");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Redis { child, port }
+}
+
+fn redis_session(r: &Redis) -> String {
+    format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"", r.port)
+}
+
+/// `path` on `gw` with `cookie`, as an API call (401 rather than a redirect without a session).
+async fn api_status(gw: &Gateway, path: &str, cookie: &str) -> u16 {
+    support::client()
+        .get(gw.url(path))
+        .header("Cookie", cookie)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_sessions_carry_only_a_handle_and_serve_every_instance() {
+    let p = start_provider();
+    let r = start_redis().await;
+    let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let mut browser = Browser::new();
+    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    let cookie = browser.cookie_header(&a.url("/"));
+    assert!(cookie.len() < 300, "only a handle in the cookie: {} bytes", cookie.len());
+    assert_eq!(api_status(&a, "/app/x", &cookie).await, 200, "{}", a.log());
+    assert_eq!(api_status(&b, "/app/x", &cookie).await, 200, "{}", b.log());
+    // Logging out on one instance ends the session on the other.
+    let out = support::client()
+        .get(a.url("/_portcullis/logout?rd=/app/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302);
+    assert_eq!(api_status(&b, "/app/x", &cookie).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_session_on_all() {
+    let p = start_provider();
+    let r = start_redis().await;
+    let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let uri = a.url("/_portcullis/backchannel-logout");
+    p.test_endpoint("/__test/backchannel-logout-uri", serde_json::json!({ "uri": uri }))
+        .await;
+    let mut browser = Browser::new();
+    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    let cookie = browser.cookie_header(&a.url("/"));
+    assert_eq!(api_status(&b, "/app/x", &cookie).await, 200);
+    let logout = format!("{}/protocol/openid-connect/logout?client_id=portcullis", p.issuer);
+    let confirm = browser.open(&logout).await;
+    let (action, fields) = hidden_form(&confirm.body);
+    browser.send(browser.http.post(&action).form(&fields), &action).await;
+    let mut status = 0;
+    for _ in 0..30 {
+        status = api_status(&b, "/app/x", &cookie).await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "instance b honours a logout that instance a received\n{}", a.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop() {
+    let p = start_provider();
+    let r = start_redis().await;
+    let (gw, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let mut browser = Browser::new();
+    browser.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    let cookie = browser.cookie_header(&gw.url("/"));
+    assert_eq!(api_status(&gw, "/app/x", &cookie).await, 200);
+    drop(r);
+    assert_eq!(api_status(&gw, "/app/x", &cookie).await, 503);
+    let page = browser.open(&gw.url("/app/x")).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("try again"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_sessions_refresh_and_keep_their_handle() {
+    let p = start_provider_with(&["--port", "0", "--access-ttl", "4", "--rotate-refresh-tokens"]);
+    let r = start_redis().await;
+    let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let mut browser = Browser::new();
+    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    let cookie = browser.cookie_header(&a.url("/"));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Both instances at once: one refreshes, the other waits for its result.
+    let (x, y) = tokio::join!(
+        api_status(&a, "/app/x", &cookie),
+        api_status(&b, "/app/y", &cookie)
+    );
+    assert_eq!((x, y), (200, 200), "{}\n{}", a.log(), b.log());
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(api_status(&b, "/app/z", &cookie).await, 200, "{}", b.log());
+}

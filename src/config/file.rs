@@ -137,7 +137,7 @@ pub struct Session {
     pub refresh: Option<bool>,
     pub same_site: Option<SameSite>,
     pub store: Option<Spanned<Store>>,
-    pub redis_url: Option<Text>,
+    pub redis_url: Option<toml::Spanned<Text>>,
     pub domain: Option<Text>,
 }
 

@@ -39,6 +39,8 @@ pub enum Refusal {
     LoginFailed(LoginError),
     /// A login could not start: the provider's discovery is not loaded.
     ProviderUnavailable,
+    /// Sessions live in Redis, and it cannot be reached.
+    SessionStoreUnavailable,
     /// A return target (`rd`) that is not a same-origin relative path.
     BadReturnTarget,
     /// A back-channel logout whose logout token is refused.
@@ -59,7 +61,8 @@ impl Refusal {
             Refusal::MethodNotAllowed(_) => 405,
             Refusal::BodyTooLarge => 413,
             Refusal::LoginFailed(LoginError::ProviderUnreachable)
-            | Refusal::ProviderUnavailable => 503,
+            | Refusal::ProviderUnavailable
+            | Refusal::SessionStoreUnavailable => 503,
             Refusal::LoginFailed(_) => 400,
             Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
             Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => 403,
@@ -79,7 +82,9 @@ impl Refusal {
             | Refusal::BodyTooLarge
             | Refusal::MethodNotAllowed(_) => "invalid_request",
             Refusal::LoginFailed(_) => "login_failed",
-            Refusal::ProviderUnavailable => "temporarily_unavailable",
+            Refusal::ProviderUnavailable | Refusal::SessionStoreUnavailable => {
+                "temporarily_unavailable"
+            }
             Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
             Refusal::MissingCredentials { .. } => "unauthorized",
             Refusal::InvalidToken(_) => "invalid_token",
@@ -113,6 +118,9 @@ impl Refusal {
                     .to_owned()
             }
             Refusal::BadReturnTarget => "the return target must be a path on this site".to_owned(),
+            Refusal::SessionStoreUnavailable => {
+                "sessions cannot be read right now: try again in a moment".to_owned()
+            }
             Refusal::BadLogoutToken(e) => e.to_string(),
             Refusal::BodyTooLarge => "the request body is too large for this endpoint".to_owned(),
             Refusal::MethodNotAllowed(allowed) => format!("this endpoint takes {allowed} only"),
@@ -148,6 +156,7 @@ impl Refusal {
             | Refusal::UpstreamUnreachable
             | Refusal::LoginFailed(_)
             | Refusal::ProviderUnavailable
+            | Refusal::SessionStoreUnavailable
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge

@@ -54,16 +54,30 @@ impl Codec {
         }
     }
 
-    /// The cookies (name, value) that carry `value`: one, or numbered chunks.
-    pub fn seal<T: Serialize>(&self, value: &T) -> Result<Vec<(String, String)>, SealError> {
+    /// `value` sealed into one string of any length (for a server-side store).
+    pub fn seal_one<T: Serialize>(&self, value: &T) -> String {
         let plain = serde_json::to_string(value).expect("session values serialize");
         let mut jar = CookieJar::new();
         jar.private_mut(&self.keys[0])
             .add(Cookie::new(self.name.clone(), plain));
-        let sealed = jar
-            .get(&self.name)
+        jar.get(&self.name)
             .map(|c| c.value().to_owned())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Opens what [`Codec::seal_one`] sealed; `None` for anything else.
+    pub fn open_one<T: DeserializeOwned>(&self, sealed: &str) -> Option<T> {
+        self.keys.iter().find_map(|key| {
+            let mut jar = CookieJar::new();
+            jar.add_original(Cookie::new(self.name.clone(), sealed.to_owned()));
+            let plain = jar.private(key).get(&self.name)?;
+            serde_json::from_str(plain.value()).ok()
+        })
+    }
+
+    /// The cookies (name, value) that carry `value`: one, or numbered chunks.
+    pub fn seal<T: Serialize>(&self, value: &T) -> Result<Vec<(String, String)>, SealError> {
+        let sealed = self.seal_one(value);
         if sealed.len() <= CHUNK_BYTES {
             return Ok(vec![(self.name.clone(), sealed)]);
         }
@@ -116,12 +130,7 @@ impl Codec {
                 present.concat()
             }
         };
-        self.keys.iter().find_map(|key| {
-            let mut jar = CookieJar::new();
-            jar.add_original(Cookie::new(self.name.clone(), sealed.clone()));
-            let plain = jar.private(key).get(&self.name)?;
-            serde_json::from_str(plain.value()).ok()
-        })
+        self.open_one(&sealed)
     }
 
     /// The names of every cookie a sealed value may use, for clearing them.

@@ -16,11 +16,12 @@ use serde_json::Value;
 use super::codec::Codec;
 use super::refresh::RefreshGate;
 use super::revocation::Revocations;
+use super::store::RedisStore;
 use crate::auth::claims;
 use crate::auth::issuer::{error_chain, Issuer};
 use crate::auth::jwt;
 use crate::auth::verifier::Verified;
-use crate::config::{Claims, LoginFlow, Provider, SameSite, Session as SessionConfig};
+use crate::config::{Claims, LoginFlow, Provider, SameSite, Session as SessionConfig, Store};
 use crate::identity::Identity;
 use crate::secret::Secret;
 
@@ -161,6 +162,8 @@ pub struct Sessions {
     claims: Claims,
     pub(super) gate: RefreshGate,
     pub revocations: Revocations,
+    /// `Some` with `store = "redis"`: the cookie then carries only a handle.
+    pub(super) redis: Option<RedisStore>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -190,9 +193,16 @@ impl Sessions {
         public_url: &url::Url,
         claims: Claims,
         keep_access_token: bool,
-    ) -> Sessions {
+    ) -> Result<Sessions, String> {
         let origin = public_url.as_str().trim_end_matches('/').to_owned();
-        Sessions {
+        let redis = match (config.store, &config.redis_url) {
+            (Store::Redis, Some(url)) => Some(
+                RedisStore::new(url, &config.secrets, config.lifetime)
+                    .map_err(|e| format!("session.redis_url: {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(Sessions {
             codec: Codec::new(&config.cookie, &config.secrets),
             secrets: config.secrets.clone(),
             secure: public_url.scheme() == "https",
@@ -206,8 +216,9 @@ impl Sessions {
             claims,
             gate: RefreshGate::default(),
             revocations: Revocations::new(config.lifetime),
+            redis,
             config,
-        }
+        })
     }
 
     fn state_codec(&self, state: &str) -> Codec {
@@ -581,10 +592,11 @@ impl Sessions {
         Ok(Tokens::from_json(&body))
     }
 
-    /// The `Set-Cookie` values that store `data` (clearing chunks it does not use).
-    pub fn store(&self, data: &SessionData, now: u64) -> Vec<String> {
-        let max_age = Duration::from_secs(data.exp.saturating_sub(now));
-        let sealed = match self.codec.seal(data) {
+    /// The `Set-Cookie` values that carry `value` until `exp` (clearing chunks it does not
+    /// use): the session itself, or its handle when it lives in Redis.
+    pub(super) fn cookies_for<T: Serialize>(&self, value: &T, exp: u64, now: u64) -> Vec<String> {
+        let max_age = Duration::from_secs(exp.saturating_sub(now));
+        let sealed = match self.codec.seal(value) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "the session does not fit in cookies");
@@ -613,7 +625,8 @@ impl Sessions {
             .collect()
     }
 
-    /// The session a request carries, if it opens, has not expired and was not ended.
+    /// The session a request carries in its cookies (`store = "cookie"`), if it opens, has
+    /// not expired and was not ended.
     pub fn load<'a>(
         &self,
         cookies: impl IntoIterator<Item = (&'a str, &'a str)>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use super::login::{RefreshError, SessionData, Sessions};
+use super::store::StoreUnavailable;
 use crate::auth::issuer::Issuer;
 use crate::auth::verifier::Verified;
 
@@ -71,6 +72,8 @@ pub enum Resumed {
     Ended { clear: Vec<String> },
     /// The tokens have run out and the provider cannot be reached to renew them.
     ProviderUnavailable,
+    /// Sessions live in Redis, and it cannot be reached.
+    StoreUnavailable,
 }
 
 impl Sessions {
@@ -82,8 +85,10 @@ impl Sessions {
         provider: Option<&Arc<Issuer>>,
         now: u64,
     ) -> Resumed {
-        let Some((data, verified)) = self.load(cookies, now) else {
-            return Resumed::None;
+        let (data, verified) = match self.open(cookies, now).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Resumed::None,
+            Err(StoreUnavailable) => return Resumed::StoreUnavailable,
         };
         if !self.config.refresh || !data.refresh_due(now) {
             return Resumed::Valid {
@@ -98,14 +103,16 @@ impl Sessions {
         let key = format!("{}:{}", data.id, data.tokens_at);
         let outcome = self
             .gate
-            .once(key, || {
-                self.refresh(http, provider, &token_endpoint, &data, now)
-            })
+            .once(key, || self.refresh_once(http, provider, &token_endpoint, &data, now))
             .await;
         match outcome {
             Ok(renewed) => {
                 tracing::debug!(session = %short(&renewed.id), "session tokens renewed");
-                let set_cookies = self.store(&renewed, now);
+                // With Redis the handle in the cookie stays as it is.
+                let set_cookies = match self.redis() {
+                    None => self.cookies_for(&*renewed, renewed.exp, now),
+                    Some(_) => Vec::new(),
+                };
                 match self.verified(&renewed) {
                     Some(verified) => Resumed::Valid {
                         verified,
@@ -126,6 +133,42 @@ impl Sessions {
                 }
             }
             Err(RefreshError::Unreachable) => self.keep_or_unavailable(&data, verified, now),
+        }
+    }
+
+    /// The refresh itself. With Redis, one instance refreshes (under a lock) and stores the
+    /// result; another that finds the lock taken waits for that result.
+    async fn refresh_once(
+        &self,
+        http: &reqwest::Client,
+        provider: &Arc<Issuer>,
+        token_endpoint: &url::Url,
+        data: &SessionData,
+        now: u64,
+    ) -> Result<SessionData, RefreshError> {
+        let Some(redis) = self.redis() else {
+            return self.refresh(http, provider, token_endpoint, data, now).await;
+        };
+        match redis.lock_refresh(&data.id).await {
+            Err(StoreUnavailable) => return Err(RefreshError::Unreachable),
+            Ok(false) => {
+                return redis
+                    .refreshed_elsewhere(&data.id, data.tokens_at)
+                    .await
+                    .ok_or(RefreshError::Unreachable)
+            }
+            Ok(true) => {}
+        }
+        let renewed = self.refresh(http, provider, token_endpoint, data, now).await;
+        let stored = match &renewed {
+            Ok(d) => redis.put(d, now).await,
+            Err(RefreshError::Refused) => redis.delete(&data.id).await,
+            Err(RefreshError::Unreachable) => Ok(()),
+        };
+        redis.unlock_refresh(&data.id).await;
+        match stored {
+            Ok(()) => renewed,
+            Err(StoreUnavailable) => Err(RefreshError::Unreachable),
         }
     }
 
