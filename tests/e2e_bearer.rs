@@ -616,7 +616,7 @@ async fn a_verified_service_token_reaches_the_backend_with_its_identity_and_no_f
     }
     assert_eq!(
         echoed(&echo, "authorization"),
-        [auth.clone()],
+        std::slice::from_ref(&auth),
         "the bearer token is passed on unchanged"
     );
 
@@ -1126,7 +1126,7 @@ async fn a_key_rotation_at_the_provider_fails_no_request() {
         w.await.unwrap();
     }
 
-    let attempts = attempts.lock().unwrap();
+    let attempts = std::mem::take(&mut *attempts.lock().unwrap());
     let with_new = attempts.iter().filter(|a| a.kid == new_kid).count();
     let failed: Vec<&Attempt> = attempts.iter().filter(|a| a.status != 200).collect();
     eprintln!(

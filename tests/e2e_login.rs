@@ -165,7 +165,7 @@ impl Browser {
 
     /// Follows `a` through the provider (its login form included) until the provider sends
     /// the browser back to the gateway's callback; returns that URL, not yet opened.
-    async fn to_callback(&mut self, mut a: Answer, user: &str, password: &str) -> String {
+    async fn through_login(&mut self, mut a: Answer, user: &str, password: &str) -> String {
         for _ in 0..10 {
             let loc = a.location.clone().expect("a redirect");
             if loc.contains("/login-actions/") && a.status == 303 {
@@ -230,7 +230,7 @@ impl Browser {
         if first.location.is_none() {
             return first;
         }
-        let callback = self.to_callback(first, user, password).await;
+        let callback = self.through_login(first, user, password).await;
         self.open(&callback).await
     }
 }
@@ -415,7 +415,7 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_makes_no_session() {
     assert!((400..500).contains(&a.status), "{}", a.status);
     // A real login, its callback replayed afterwards.
     let first = b.open(&gw.url("/app/x")).await;
-    let callback = b.to_callback(first, "alice", "alice-password").await;
+    let callback = b.through_login(first, "alice", "alice-password").await;
     // Wrong state in an otherwise real callback.
     let wrong = callback.replace("state=", "state=x");
     let a = b.open(&wrong).await;
@@ -534,7 +534,7 @@ async fn two_tabs_logging_in_at_once_both_succeed() {
         2
     );
     for (tab, want) in [(tab2, "/app/two"), (tab1, "/app/one")] {
-        let callback = b.to_callback(tab, "alice", "alice-password").await;
+        let callback = b.through_login(tab, "alice", "alice-password").await;
         let landed = b.open(&callback).await.location;
         assert_eq!(landed, Some(gw.url(want)));
     }
