@@ -48,8 +48,22 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
-    /// The gateway with a built-in development provider and an echo backend.
-    Demo,
+    /// The gateway with a built-in development provider and an echo backend, all on
+    /// loopback. Not for production: the provider's users have fixed passwords.
+    Demo {
+        /// The gateway's address; browsers open http://<this>/.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The development OpenID provider's address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        provider: SocketAddr,
+        /// The echo backend's address.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        backend: SocketAddr,
+        /// The gateway's admin listener (/healthz, /readyz, /metrics).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
     /// Obtain an access token with the client-credentials grant and print it.
     Token {
         #[arg(long)]
@@ -117,12 +131,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo => {
-            eprintln!(
-                "portcullis: demo comes with browser login, which this build does not have yet"
-            );
-            ExitCode::from(1)
-        }
+        Command::Demo {
+            listen,
+            provider,
+            backend,
+            admin,
+        } => demo(
+            portcullis::demo::Addresses {
+                listen,
+                provider,
+                backend,
+                admin,
+            },
+            cli.log_format,
+        ),
     }
 }
 
@@ -318,4 +340,33 @@ fn echo(listen: SocketAddr, format: LogFormat) -> ExitCode {
             }
         }
     })
+}
+
+fn demo(addrs: portcullis::demo::Addresses, format: LogFormat) -> ExitCode {
+    if let Err(e) = addrs.check() {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    telemetry::init_logs(format);
+    if let Err(e) = portcullis::auth::selftest() {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
+    let (demo, config) = match portcullis::demo::start(addrs) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let server = match portcullis::server::build(config) {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    demo.announce_when_ready();
+    // `demo` keeps the provider and the backend running: run_forever never returns.
+    server.run_forever()
 }

@@ -926,3 +926,36 @@ async fn redis_sessions_refresh_and_keep_their_handle() {
     tokio::time::sleep(Duration::from_millis(4500)).await;
     assert_eq!(api_status(&b, "/app/z", &cookie).await, 200, "{}", b.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_down_at_the_callback_gets_a_503_page_that_says_so_and_no_session() {
+    let mut p = start_provider();
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    let first = b.open(&gw.url("/app/x")).await;
+    let callback = b.through_login(first, "alice", "alice-password").await;
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    let page = b.open(&callback).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("<html") && page.body.contains("could not be reached"), "{}", page.body);
+    assert!(!b.jar[&Browser::origin(&gw.url("/"))].contains_key("_portcullis"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_that_cannot_start_without_discovery_gets_a_503_page_not_a_broken_redirect() {
+    // A provider that was never there: discovery never loads.
+    let dead = Provider {
+        child: Command::new("true").spawn().unwrap(),
+        issuer: format!("http://127.0.0.1:{}/realms/internal", support::free_port()),
+        port: 0,
+    };
+    let (gw, _) = gateway(&dead).await;
+    let mut b = Browser::new();
+    let page = b.open(&gw.url("/app/x")).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.location.is_none());
+    assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    let api = b.fetch(&gw.url("/app/x")).await;
+    assert_eq!(api.status, 401, "an API call without a session is still a plain 401");
+}

@@ -105,7 +105,7 @@ pub enum LoginError {
     UnknownState,
     #[error("the provider refused the login")]
     ProviderError,
-    #[error("the provider could not be reached")]
+    #[error("the identity provider could not be reached to finish the login: try again in a moment")]
     ProviderUnreachable,
     #[error("the provider's ID token is not valid")]
     BadIdToken,
