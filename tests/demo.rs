@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
+use support::browser::{Answer, Browser};
 
 /// A running `portcullis demo`, killed on drop.
 struct Demo {
@@ -124,19 +125,6 @@ impl Demo {
     }
 }
 
-/// A browser-like client: a cookie jar per host:port, no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    jar: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
 impl Answer {
     fn echo(&self) -> Value {
         serde_json::from_str(&self.body)
@@ -160,64 +148,6 @@ impl Answer {
 }
 
 impl Browser {
-    fn new() -> Self {
-        Browser {
-            http: support::client(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn origin(url: &str) -> String {
-        let u = url::Url::parse(url).unwrap();
-        format!(
-            "{}:{}",
-            u.host_str().unwrap(),
-            u.port_or_known_default().unwrap()
-        )
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Answer {
-        let cookies = self
-            .jar
-            .get(&Self::origin(url))
-            .map(|c| {
-                c.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        let resp = req.header("Cookie", cookies).send().await.unwrap();
-        let jar = self.jar.entry(Self::origin(url)).or_default();
-        for sc in resp.headers().get_all("set-cookie") {
-            let c = cookie::Cookie::parse(sc.to_str().unwrap().to_owned()).unwrap();
-            if c.max_age().is_some_and(|a| a.is_zero()) || c.value().is_empty() {
-                jar.remove(c.name());
-            } else {
-                jar.insert(c.name().to_owned(), c.value().to_owned());
-            }
-        }
-        let status = resp.status().as_u16();
-        let location = resp.headers().get("location").map(|l| {
-            url::Url::parse(url)
-                .unwrap()
-                .join(l.to_str().unwrap())
-                .unwrap()
-                .to_string()
-        });
-        Answer {
-            status,
-            location,
-            body: resp.text().await.unwrap_or_default(),
-        }
-    }
-
-    /// A page load.
-    async fn open(&mut self, url: &str) -> Answer {
-        self.send(self.http.get(url).header("Accept", "text/html"), url)
-            .await
-    }
-
     /// Posts the provider's login form (its action is the authorization endpoint).
     async fn submit(&mut self, issuer: &str, request: &str, user: &str, password: &str) -> Answer {
         let action = format!("{issuer}/protocol/openid-connect/auth");

@@ -4,10 +4,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::browser::{Answer, Browser};
 use support::Gateway;
 
 /// The real provider (tests/e2e/provider/server.js), killed on drop.
@@ -78,91 +78,7 @@ fn start_provider_with(args: &[&str]) -> Provider {
     }
 }
 
-/// A browser-like client: a cookie jar per host:port, no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    jar: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
 impl Browser {
-    fn new() -> Self {
-        Browser {
-            http: support::client(),
-            jar: BTreeMap::new(),
-        }
-    }
-
-    fn origin(url: &str) -> String {
-        let u = url::Url::parse(url).unwrap();
-        format!(
-            "{}:{}",
-            u.host_str().unwrap(),
-            u.port_or_known_default().unwrap()
-        )
-    }
-
-    fn cookie_header(&self, url: &str) -> String {
-        self.jar
-            .get(&Self::origin(url))
-            .map(|c| {
-                c.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default()
-    }
-
-    fn keep(&mut self, url: &str, resp: &reqwest::Response) {
-        let jar = self.jar.entry(Self::origin(url)).or_default();
-        for sc in resp.headers().get_all("set-cookie") {
-            let c = cookie::Cookie::parse(sc.to_str().unwrap().to_owned()).unwrap();
-            let expired = c.max_age().is_some_and(|a| a.is_zero()) || c.value().is_empty();
-            if expired {
-                jar.remove(c.name());
-            } else {
-                jar.insert(c.name().to_owned(), c.value().to_owned());
-            }
-        }
-    }
-
-    /// A page load (what a browser sends when the user opens a URL).
-    async fn open(&mut self, url: &str) -> Answer {
-        self.send(
-            self.http
-                .get(url)
-                .header("Accept", "text/html")
-                .header("Sec-Fetch-Mode", "navigate"),
-            url,
-        )
-        .await
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Answer {
-        let resp = req
-            .header("Cookie", self.cookie_header(url))
-            .send()
-            .await
-            .unwrap();
-        self.keep(url, &resp);
-        let status = resp.status().as_u16();
-        let location = resp.headers().get("location").map(|l| {
-            let l = l.to_str().unwrap();
-            url::Url::parse(url).unwrap().join(l).unwrap().to_string()
-        });
-        Answer {
-            status,
-            location,
-            body: resp.text().await.unwrap_or_default(),
-        }
-    }
-
     /// Follows `a` through the provider (its login form included) until the provider sends
     /// the browser back to the gateway's callback; returns that URL, not yet opened.
     async fn through_login(&mut self, mut a: Answer, user: &str, password: &str) -> String {
@@ -212,16 +128,6 @@ impl Browser {
             a = self.open(&loc).await;
         }
         panic!("too many redirects");
-    }
-
-    /// A request the way an SPA's `fetch` sends it (never a page load).
-    async fn fetch(&mut self, url: &str) -> Answer {
-        let req = self
-            .http
-            .get(url)
-            .header("Accept", "application/json")
-            .header("Sec-Fetch-Mode", "cors");
-        self.send(req, url).await
     }
 
     /// Opens `start` and, if sent to log in, logs in and opens the callback.
@@ -590,18 +496,34 @@ async fn sessions_outlive_their_access_token_by_refreshing_without_a_new_login()
     for round in 0..2 {
         tokio::time::sleep(Duration::from_millis(4500)).await;
         let page = b.open(&gw.url("/app/page")).await;
-        assert_eq!(page.status, 200, "round {round}: {}\n{}", page.body, gw.log());
+        assert_eq!(
+            page.status,
+            200,
+            "round {round}: {}\n{}",
+            page.body,
+            gw.log()
+        );
         let echo: serde_json::Value = serde_json::from_str(&page.body).unwrap();
         assert_eq!(support::echoed(&echo, "x-auth-request-user"), ["alice"]);
     }
-    assert_ne!(session_cookie(&b, &gw), first, "the renewed session was handed back");
+    assert_ne!(
+        session_cookie(&b, &gw),
+        first,
+        "the renewed session was handed back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_refresh_tokens() {
     // With rotation, a second refresh with the same refresh token is refused (and the
     // provider revokes the grant): one refresh per session is what keeps it alive.
-    let p = start_provider_with(&["--port", "0", "--access-ttl", "4", "--rotate-refresh-tokens"]);
+    let p = start_provider_with(&[
+        "--port",
+        "0",
+        "--access-ttl",
+        "4",
+        "--rotate-refresh-tokens",
+    ]);
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -687,7 +609,10 @@ async fn an_implicit_callback_with_a_swapped_access_token_or_a_code_makes_no_ses
         let loc = first.location.clone().unwrap();
         if loc.contains("/login-actions/") && first.status == 303 {
             b.open(&loc).await;
-            let form = b.http.post(&loc).form(&[("username", "alice"), ("password", "alice-password")]);
+            let form = b
+                .http
+                .post(&loc)
+                .form(&[("username", "alice"), ("password", "alice-password")]);
             first = b.send(form, &loc).await;
         } else {
             first = b.open(&loc).await;
@@ -711,7 +636,11 @@ async fn an_implicit_callback_with_a_swapped_access_token_or_a_code_makes_no_ses
     let code = [("code", "abc"), ("state", state.as_str())];
     let a = b.send(b.http.post(&action).form(&code), &action).await;
     assert!((400..500).contains(&a.status), "{}", a.status);
-    assert_eq!(b.open(&gw.url("/app/x")).await.status, 302, "still no session");
+    assert_eq!(
+        b.open(&gw.url("/app/x")).await.status,
+        302,
+        "still no session"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -719,14 +648,20 @@ async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
     let p = start_provider();
     let (gw, _) = gateway(&p).await;
     let uri = gw.url("/_portcullis/backchannel-logout");
-    p.test_endpoint("/__test/backchannel-logout-uri", serde_json::json!({ "uri": uri }))
-        .await;
+    p.test_endpoint(
+        "/__test/backchannel-logout-uri",
+        serde_json::json!({ "uri": uri }),
+    )
+    .await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
     assert_eq!(b.open(&gw.url("/app/")).await.status, 200);
     // The user logs out at the provider (another app's logout button, say): the gateway
     // only hears of it by the back channel, and keeps its cookie.
-    let logout = format!("{}/protocol/openid-connect/logout?client_id=portcullis", p.issuer);
+    let logout = format!(
+        "{}/protocol/openid-connect/logout?client_id=portcullis",
+        p.issuer
+    );
     let confirm = b.open(&logout).await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
     // The confirmation form (it carries logout=yes: end the whole provider session).
@@ -741,7 +676,12 @@ async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, 302, "the session was ended by the back channel\n{}", gw.log());
+    assert_eq!(
+        status,
+        302,
+        "the session was ended by the back channel\n{}",
+        gw.log()
+    );
     assert!(gw.log().contains("back-channel logout"), "{}", gw.log());
 }
 
@@ -770,9 +710,17 @@ async fn backchannel_logout_refuses_anything_but_a_verified_logout_token() {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        assert!(status == 400 || status == 413, "{status} for {}", &body[..body.len().min(40)]);
+        assert!(
+            status == 400 || status == 413,
+            "{status} for {}",
+            &body[..body.len().min(40)]
+        );
     }
-    assert_eq!(b.open(&gw.url("/app/")).await.status, 200, "no session was ended");
+    assert_eq!(
+        b.open(&gw.url("/app/")).await.status,
+        200,
+        "no session was ended"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -809,13 +757,25 @@ impl Drop for Redis {
 async fn start_redis() -> Redis {
     let port = support::free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server is installed (make test installs it)");
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -824,7 +784,10 @@ async fn start_redis() -> Redis {
 }
 
 fn redis_session(r: &Redis) -> String {
-    format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"", r.port)
+    format!(
+        "store = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"",
+        r.port
+    )
 }
 
 /// `path` on `gw` with `cookie`, as an API call (401 rather than a redirect without a session).
@@ -847,9 +810,15 @@ async fn redis_sessions_carry_only_a_handle_and_serve_every_instance() {
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
-    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    browser
+        .log_in(&a.url("/app/"), "alice", "alice-password")
+        .await;
     let cookie = browser.cookie_header(&a.url("/"));
-    assert!(cookie.len() < 300, "only a handle in the cookie: {} bytes", cookie.len());
+    assert!(
+        cookie.len() < 300,
+        "only a handle in the cookie: {} bytes",
+        cookie.len()
+    );
     assert_eq!(api_status(&a, "/app/x", &cookie).await, 200, "{}", a.log());
     assert_eq!(api_status(&b, "/app/x", &cookie).await, 200, "{}", b.log());
     // Logging out on one instance ends the session on the other.
@@ -870,16 +839,26 @@ async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_sessi
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let uri = a.url("/_portcullis/backchannel-logout");
-    p.test_endpoint("/__test/backchannel-logout-uri", serde_json::json!({ "uri": uri }))
-        .await;
+    p.test_endpoint(
+        "/__test/backchannel-logout-uri",
+        serde_json::json!({ "uri": uri }),
+    )
+    .await;
     let mut browser = Browser::new();
-    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    browser
+        .log_in(&a.url("/app/"), "alice", "alice-password")
+        .await;
     let cookie = browser.cookie_header(&a.url("/"));
     assert_eq!(api_status(&b, "/app/x", &cookie).await, 200);
-    let logout = format!("{}/protocol/openid-connect/logout?client_id=portcullis", p.issuer);
+    let logout = format!(
+        "{}/protocol/openid-connect/logout?client_id=portcullis",
+        p.issuer
+    );
     let confirm = browser.open(&logout).await;
     let (action, fields) = hidden_form(&confirm.body);
-    browser.send(browser.http.post(&action).form(&fields), &action).await;
+    browser
+        .send(browser.http.post(&action).form(&fields), &action)
+        .await;
     let mut status = 0;
     for _ in 0..30 {
         status = api_status(&b, "/app/x", &cookie).await;
@@ -888,7 +867,12 @@ async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_sessi
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, 401, "instance b honours a logout that instance a received\n{}", a.log());
+    assert_eq!(
+        status,
+        401,
+        "instance b honours a logout that instance a received\n{}",
+        a.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -897,7 +881,9 @@ async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop()
     let r = start_redis().await;
     let (gw, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
-    browser.log_in(&gw.url("/app/"), "alice", "alice-password").await;
+    browser
+        .log_in(&gw.url("/app/"), "alice", "alice-password")
+        .await;
     let cookie = browser.cookie_header(&gw.url("/"));
     assert_eq!(api_status(&gw, "/app/x", &cookie).await, 200);
     drop(r);
@@ -909,12 +895,20 @@ async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_sessions_refresh_and_keep_their_handle() {
-    let p = start_provider_with(&["--port", "0", "--access-ttl", "4", "--rotate-refresh-tokens"]);
+    let p = start_provider_with(&[
+        "--port",
+        "0",
+        "--access-ttl",
+        "4",
+        "--rotate-refresh-tokens",
+    ]);
     let r = start_redis().await;
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
-    browser.log_in(&a.url("/app/"), "alice", "alice-password").await;
+    browser
+        .log_in(&a.url("/app/"), "alice", "alice-password")
+        .await;
     let cookie = browser.cookie_header(&a.url("/"));
     tokio::time::sleep(Duration::from_millis(4500)).await;
     // Both instances at once: one refreshes, the other waits for its result.
@@ -938,7 +932,11 @@ async fn a_provider_down_at_the_callback_gets_a_503_page_that_says_so_and_no_ses
     let _ = p.child.wait();
     let page = b.open(&callback).await;
     assert_eq!(page.status, 503, "{}", page.body);
-    assert!(page.body.contains("<html") && page.body.contains("could not be reached"), "{}", page.body);
+    assert!(
+        page.body.contains("<html") && page.body.contains("could not be reached"),
+        "{}",
+        page.body
+    );
     assert!(!b.jar[&Browser::origin(&gw.url("/"))].contains_key("_portcullis"));
 }
 
@@ -957,5 +955,8 @@ async fn a_login_that_cannot_start_without_discovery_gets_a_503_page_not_a_broke
     assert!(page.location.is_none());
     assert!(page.body.contains("cannot be reached"), "{}", page.body);
     let api = b.fetch(&gw.url("/app/x")).await;
-    assert_eq!(api.status, 401, "an API call without a session is still a plain 401");
+    assert_eq!(
+        api.status, 401,
+        "an API call without a session is still a plain 401"
+    );
 }

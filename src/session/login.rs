@@ -105,7 +105,9 @@ pub enum LoginError {
     UnknownState,
     #[error("the provider refused the login")]
     ProviderError,
-    #[error("the identity provider could not be reached to finish the login: try again in a moment")]
+    #[error(
+        "the identity provider could not be reached to finish the login: try again in a moment"
+    )]
     ProviderUnreachable,
     #[error("the provider's ID token is not valid")]
     BadIdToken,
@@ -376,7 +378,10 @@ impl Sessions {
             return Err(LoginError::WrongFlow);
         }
         let id_token = tokens.id_token.as_deref().ok_or(LoginError::BadIdToken)?;
-        let access_token = tokens.access_token.as_deref().ok_or(LoginError::BadIdToken)?;
+        let access_token = tokens
+            .access_token
+            .as_deref()
+            .ok_or(LoginError::BadIdToken)?;
         let id_claims = self
             .verify_id_token(provider, id_token, &attempt.nonce, now)
             .await?;
@@ -411,30 +416,44 @@ impl Sessions {
         tokens: Tokens,
         now: u64,
     ) -> SessionData {
-        let identity = self.identity_of(provider, Some(&id_claims), &tokens, now).await;
-        let keep_refresh = self.config.refresh && tokens.refresh_token.is_some();
-        let mut data = SessionData {
+        let identity = self
+            .identity_of(provider, Some(&id_claims), &tokens, now)
+            .await;
+        let data = SessionData {
             id: random_token(),
-            identity: identity.unwrap_or_else(|| self.stored(&claims::identity(&id_claims, &self.claims))),
+            identity: identity
+                .unwrap_or_else(|| self.stored(&claims::identity(&id_claims, &self.claims))),
             exp: 0,
             created: now,
             sid: id_claims
                 .get("sid")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            id_token: tokens.id_token.clone(),
-            refresh_token: if keep_refresh {
-                tokens.refresh_token.clone()
-            } else {
-                None
-            },
+            id_token: None,
+            refresh_token: None,
             tokens_at: now,
-            tokens_exp: tokens.expires_in.map(|s| now + s),
+            tokens_exp: None,
             access_token: None,
         };
-        if self.keep_access_token {
-            data.access_token = tokens.access_token;
-        }
+        self.with_tokens(data, tokens, now)
+    }
+
+    /// `data` holding newly obtained `tokens`: the ID and refresh tokens when new ones came
+    /// (providers that do not rotate refresh tokens send none back: the old one stays), the
+    /// refresh token only with `refresh = true`, the access token only when it is passed to
+    /// the backend; and the session's end.
+    fn with_tokens(&self, mut data: SessionData, tokens: Tokens, now: u64) -> SessionData {
+        data.id_token = tokens.id_token.or(data.id_token);
+        data.refresh_token = match self.config.refresh {
+            true => tokens.refresh_token.or(data.refresh_token),
+            false => None,
+        };
+        data.tokens_at = now;
+        data.tokens_exp = tokens.expires_in.map(|s| now + s);
+        data.access_token = match self.keep_access_token {
+            true => tokens.access_token,
+            false => None,
+        };
         data.exp = self.session_end(&data);
         data
     }
@@ -460,7 +479,9 @@ impl Sessions {
         now: u64,
     ) -> Option<StoredIdentity> {
         let access = match tokens.access_token.as_deref() {
-            Some(at) if jwt::looks_like_jwt(at) => jwt::verify_signed_by(at, provider, now).await.ok(),
+            Some(at) if jwt::looks_like_jwt(at) => {
+                jwt::verify_signed_by(at, provider, now).await.ok()
+            }
             _ => None,
         };
         let merged = match (id_claims, access) {
@@ -529,7 +550,10 @@ impl Sessions {
                     tracing::warn!(reason = %e, "refreshed ID token refused");
                     RefreshError::Refused
                 })?;
-                let aud_ok = jwt::audience_accepted(claims.get("aud"), std::slice::from_ref(&self.client_id));
+                let aud_ok = jwt::audience_accepted(
+                    claims.get("aud"),
+                    std::slice::from_ref(&self.client_id),
+                );
                 let sub = claims::identity(&claims, &self.claims).subject;
                 if !aud_ok || sub != old.identity.subject {
                     tracing::warn!("refreshed ID token is for another client or subject");
@@ -538,25 +562,14 @@ impl Sessions {
                 Some(claims)
             }
         };
-        let identity = self.identity_of(provider, id_claims.as_ref(), &tokens, now).await;
-        let mut data = SessionData {
-            id: old.id.clone(),
+        let identity = self
+            .identity_of(provider, id_claims.as_ref(), &tokens, now)
+            .await;
+        let data = SessionData {
             identity: identity.unwrap_or_else(|| old.identity.clone()),
-            exp: 0,
-            created: old.created,
-            sid: old.sid.clone(),
-            id_token: tokens.id_token.clone().or_else(|| old.id_token.clone()),
-            // Providers that do not rotate refresh tokens send none back: keep the old one.
-            refresh_token: tokens.refresh_token.clone().or_else(|| old.refresh_token.clone()),
-            tokens_at: now,
-            tokens_exp: tokens.expires_in.map(|s| now + s),
-            access_token: None,
+            ..old.clone()
         };
-        if self.keep_access_token {
-            data.access_token = tokens.access_token;
-        }
-        data.exp = self.session_end(&data);
-        Ok(data)
+        Ok(self.with_tokens(data, tokens, now))
     }
 
     /// One request to the token endpoint with our client credentials. A 4xx is a refusal;
@@ -773,7 +786,10 @@ mod tests {
         .unwrap();
         assert!(at_hash_matches(&id, &claims, access));
         assert!(!at_hash_matches(&id, &claims, "another-token"));
-        assert!(!at_hash_matches(&id, &serde_json::json!({}), access), "at_hash is required");
+        assert!(
+            !at_hash_matches(&id, &serde_json::json!({}), access),
+            "at_hash is required"
+        );
     }
 
     #[test]

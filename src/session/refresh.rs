@@ -103,7 +103,9 @@ impl Sessions {
         let key = format!("{}:{}", data.id, data.tokens_at);
         let outcome = self
             .gate
-            .once(key, || self.refresh_once(http, provider, &token_endpoint, &data, now))
+            .once(key, || {
+                self.refresh_once(http, provider, &token_endpoint, &data, now)
+            })
             .await;
         match outcome {
             Ok(renewed) => {
@@ -147,7 +149,9 @@ impl Sessions {
         now: u64,
     ) -> Result<SessionData, RefreshError> {
         let Some(redis) = self.redis() else {
-            return self.refresh(http, provider, token_endpoint, data, now).await;
+            return self
+                .refresh(http, provider, token_endpoint, data, now)
+                .await;
         };
         match redis.lock_refresh(&data.id).await {
             Err(StoreUnavailable) => return Err(RefreshError::Unreachable),
@@ -159,7 +163,9 @@ impl Sessions {
             }
             Ok(true) => {}
         }
-        let renewed = self.refresh(http, provider, token_endpoint, data, now).await;
+        let renewed = self
+            .refresh(http, provider, token_endpoint, data, now)
+            .await;
         let stored = match &renewed {
             Ok(d) => redis.put(d, now).await,
             Err(RefreshError::Refused) => redis.delete(&data.id).await,

@@ -130,12 +130,21 @@ impl Revocations {
             .and_then(Value::as_object)
             .is_some_and(|e| e.contains_key(BACKCHANNEL_EVENT));
         if !event {
-            return Err(LogoutTokenError::NotALogoutToken("no back-channel logout event"));
+            return Err(LogoutTokenError::NotALogoutToken(
+                "no back-channel logout event",
+            ));
         }
         if claims.get("nonce").is_some() {
-            return Err(LogoutTokenError::NotALogoutToken("a logout token has no nonce"));
+            return Err(LogoutTokenError::NotALogoutToken(
+                "a logout token has no nonce",
+            ));
         }
-        let text = |k: &str| claims.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let text = |k: &str| {
+            claims
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let ended = match (text("sid"), text("sub")) {
             (Some(sid), _) => Ended::Sid(sid.to_owned()),
             (None, Some(sub)) => Ended::Sub(sub.to_owned()),

@@ -98,15 +98,25 @@ impl RedisStore {
         let index_ttl = self.lifetime.as_secs().max(ttl) as i64;
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .set_ex(Self::key("session", &data.id), self.codec.seal_one(data), ttl)
+            .set_ex(
+                Self::key("session", &data.id),
+                self.codec.seal_one(data),
+                ttl,
+            )
             .ignore();
         if let Some(sid) = &data.sid {
             let k = Self::key("sid", sid);
-            pipe.sadd(&k, &data.id).ignore().expire(&k, index_ttl).ignore();
+            pipe.sadd(&k, &data.id)
+                .ignore()
+                .expire(&k, index_ttl)
+                .ignore();
         }
         if let Some(sub) = &data.identity.subject {
             let k = Self::key("sub", sub);
-            pipe.sadd(&k, &data.id).ignore().expire(&k, index_ttl).ignore();
+            pipe.sadd(&k, &data.id)
+                .ignore()
+                .expire(&k, index_ttl)
+                .ignore();
         }
         self.run::<()>("put", &pipe).await
     }
@@ -203,8 +213,10 @@ impl super::login::Sessions {
         &self,
         cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
         now: u64,
-    ) -> Result<Option<(SessionData, std::sync::Arc<crate::auth::verifier::Verified>)>, StoreUnavailable>
-    {
+    ) -> Result<
+        Option<(SessionData, std::sync::Arc<crate::auth::verifier::Verified>)>,
+        StoreUnavailable,
+    > {
         let Some(redis) = &self.redis else {
             return Ok(self.load(cookies, now));
         };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod browser;
 pub mod provider;
 
 /// A free loopback port (bound, then released).
