@@ -502,3 +502,122 @@ async fn introspection_answers_are_cached_at_most_introspection_cache_and_never_
         invalid(TokenError::Inactive)
     );
 }
+
+// ------------------------------------------------------------------ logout tokens
+
+use portcullis::session::revocation::{Ended, LogoutTokenError, Revocations};
+
+const BACKCHANNEL: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+fn logout_claims(s: &Setup, jti: &str) -> Value {
+    json!({
+        "iss": s.provider.issuer(), "aud": "portcullis", "iat": NOW, "exp": NOW + 120,
+        "jti": jti, "sid": "op-session-1", "sub": "alice",
+        "events": { BACKCHANNEL: {} },
+    })
+}
+
+async fn logout(s: &Setup, r: &Revocations, token: &str) -> Result<Ended, LogoutTokenError> {
+    r.verify_logout_token(token, &s.verifier.issuers()[0], "portcullis", NOW)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_token_ends_its_sid_once_and_its_replay_is_refused() {
+    let s = setup().await;
+    let r = Revocations::new(Duration::from_secs(3600));
+    let t = s.rsa.sign(&logout_claims(&s, "j1"));
+    assert_eq!(
+        logout(&s, &r, &t).await,
+        Ok(Ended::Sid("op-session-1".into()))
+    );
+    assert_eq!(logout(&s, &r, &t).await, Err(LogoutTokenError::Replayed));
+    // Only `sub`: every session of the user.
+    let mut c = logout_claims(&s, "j2");
+    c.as_object_mut().unwrap().remove("sid");
+    let t = s.rsa.sign(&c);
+    assert_eq!(logout(&s, &r, &t).await, Ok(Ended::Sub("alice".into())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_that_are_not_logout_tokens_end_nothing() {
+    let s = setup().await;
+    let r = Revocations::new(Duration::from_secs(3600));
+    let edit = |jti: &str, f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut c = logout_claims(&s, jti);
+        f(c.as_object_mut().unwrap());
+        s.rsa.sign(&c)
+    };
+    let cases = [
+        (
+            "an ID token: no event",
+            edit("a", &|c| {
+                c.remove("events");
+            }),
+        ),
+        (
+            "another event",
+            edit("b", &|c| {
+                c.insert("events".into(), json!({"urn:other": {}}));
+            }),
+        ),
+        (
+            "a nonce (an ID token in disguise)",
+            edit("c", &|c| {
+                c.insert("nonce".into(), json!("n"));
+            }),
+        ),
+        (
+            "neither sid nor sub",
+            edit("d", &|c| {
+                c.remove("sid");
+                c.remove("sub");
+            }),
+        ),
+        (
+            "no jti",
+            edit("e", &|c| {
+                c.remove("jti");
+            }),
+        ),
+        (
+            "another client's",
+            edit("f", &|c| {
+                c.insert("aud".into(), json!("other-client"));
+            }),
+        ),
+        (
+            "expired",
+            edit("g", &|c| {
+                c.insert("exp".into(), json!(NOW - 60));
+            }),
+        ),
+        (
+            "no exp and old",
+            edit("h", &|c| {
+                c.remove("exp");
+                c.insert("iat".into(), json!(NOW - 3600));
+            }),
+        ),
+        (
+            "another issuer",
+            edit("i", &|c| {
+                c.insert("iss".into(), json!("http://127.0.0.1:1/evil"));
+            }),
+        ),
+    ];
+    for (what, token) in cases {
+        assert!(logout(&s, &r, &token).await.is_err(), "{what} was accepted");
+    }
+    let forged = SigningKey::attacker_rsa("rsa-1").sign(&logout_claims(&s, "k"));
+    assert!(
+        logout(&s, &r, &forged).await.is_err(),
+        "a forged signature was accepted"
+    );
+    assert!(logout(&s, &r, "not-a-jwt").await.is_err());
+    // A draft-style token without `exp` but recent is accepted.
+    let recent = edit("l", &|c| {
+        c.remove("exp");
+    });
+    assert!(logout(&s, &r, &recent).await.is_ok());
+}

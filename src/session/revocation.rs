@@ -172,3 +172,50 @@ pub enum LogoutTokenError {
     #[error("the logout token has been used already")]
     Replayed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, sid: Option<&str>, sub: &str, created: u64) -> SessionData {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "identity": {"user": sub, "email": null, "email_verified": true,
+            "groups": [], "roles": [], "subject": sub, "scopes": []},
+            "exp": 99_999, "created": created, "sid": sid, "id_token": null,
+            "tokens_at": created, "tokens_exp": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sid_ends_the_sessions_of_that_provider_session_only() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        let a = session("a", Some("sid-1"), "alice", 100);
+        let b = session("b", Some("sid-2"), "alice", 100);
+        assert!(!r.is_ended(&a));
+        r.end(&Ended::Sid("sid-1".into()), 200);
+        assert!(r.is_ended(&a));
+        assert!(!r.is_ended(&b), "alice's other session goes on");
+    }
+
+    #[test]
+    fn a_sub_ends_the_users_sessions_begun_before_it_not_after() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        r.end(&Ended::Sub("alice".into()), 200);
+        assert!(r.is_ended(&session("a", None, "alice", 150)));
+        assert!(
+            !r.is_ended(&session("n", None, "alice", 250)),
+            "a later login counts"
+        );
+        assert!(!r.is_ended(&session("b", None, "bob", 150)));
+    }
+
+    #[test]
+    fn a_logged_out_session_id_is_worthless_afterwards() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        let a = session("a", None, "alice", 100);
+        r.end_session("a", 200);
+        assert!(r.is_ended(&a));
+        assert!(!r.is_ended(&session("other", None, "alice", 100)));
+    }
+}
