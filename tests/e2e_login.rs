@@ -480,6 +480,38 @@ async fn the_open_redirect_corpus_never_yields_an_off_origin_location() {
     assert_eq!(done.location, Some(gw.url("/app/here?q=1")));
 }
 
+/// The user logs out at the provider itself (another app's logout button, say): its
+/// confirmation form carries logout=yes, ending the whole provider session, and the provider
+/// then tells the clients' back-channel logout URIs.
+async fn log_out_at_provider(b: &mut Browser, p: &Provider) {
+    let logout = format!(
+        "{}/protocol/openid-connect/logout?client_id=portcullis",
+        p.issuer
+    );
+    let confirm = b.open(&logout).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let (action, fields) = hidden_form(&confirm.body);
+    let done = b.send(b.http.post(&action).form(&fields), &action).await;
+    assert!(done.status < 400, "{}", done.body);
+}
+
+/// Polls `status` for up to 3 s until it answers `want`; returns the last answer.
+async fn eventually<F, Fut>(want: u16, mut status: F) -> u16
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let mut last = 0;
+    for _ in 0..30 {
+        last = status().await;
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
 /// The session cookie a browser holds for the gateway.
 fn session_cookie(b: &Browser, gw: &Gateway) -> String {
     b.jar[&Browser::origin(&gw.url("/"))]["_portcullis"].clone()
@@ -658,31 +690,21 @@ async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
     assert_eq!(b.open(&gw.url("/app/")).await.status, 200);
     // The user logs out at the provider (another app's logout button, say): the gateway
     // only hears of it by the back channel, and keeps its cookie.
-    let logout = format!(
-        "{}/protocol/openid-connect/logout?client_id=portcullis",
-        p.issuer
-    );
-    let confirm = b.open(&logout).await;
-    assert_eq!(confirm.status, 200, "{}", confirm.body);
-    // The confirmation form (it carries logout=yes: end the whole provider session).
-    let (action, fields) = hidden_form(&confirm.body);
-    let done = b.send(b.http.post(&action).form(&fields), &action).await;
-    assert!(done.status < 400, "{}", done.body);
-    let mut status = 0;
-    for _ in 0..30 {
-        status = b.open(&gw.url("/app/")).await.status;
-        if status == 302 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cookie = b.cookie_header(&gw.url("/"));
+    log_out_at_provider(&mut b, &p).await;
+    let status = eventually(401, || api_status(&gw, "/app/", &cookie)).await;
     assert_eq!(
         status,
-        302,
+        401,
         "the session was ended by the back channel\n{}",
         gw.log()
     );
     assert!(gw.log().contains("back-channel logout"), "{}", gw.log());
+    assert_eq!(
+        b.open(&gw.url("/app/")).await.status,
+        302,
+        "a page load logs in again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -850,23 +872,8 @@ async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_sessi
         .await;
     let cookie = browser.cookie_header(&a.url("/"));
     assert_eq!(api_status(&b, "/app/x", &cookie).await, 200);
-    let logout = format!(
-        "{}/protocol/openid-connect/logout?client_id=portcullis",
-        p.issuer
-    );
-    let confirm = browser.open(&logout).await;
-    let (action, fields) = hidden_form(&confirm.body);
-    browser
-        .send(browser.http.post(&action).form(&fields), &action)
-        .await;
-    let mut status = 0;
-    for _ in 0..30 {
-        status = api_status(&b, "/app/x", &cookie).await;
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    log_out_at_provider(&mut browser, &p).await;
+    let status = eventually(401, || api_status(&b, "/app/x", &cookie)).await;
     assert_eq!(
         status,
         401,
