@@ -220,8 +220,23 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        if ctx.set_cookies.is_empty() {
+            return Ok(());
+        }
         for c in ctx.set_cookies.drain(..) {
             upstream_response.append_header(http::header::SET_COOKIE, c)?;
+        }
+        // An answer carrying someone's session must never be served from a shared cache.
+        let private = upstream_response
+            .headers
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                v.contains("private") || v.contains("no-store")
+            });
+        if !private {
+            upstream_response.insert_header(http::header::CACHE_CONTROL, "private, no-cache")?;
         }
         Ok(())
     }

@@ -567,13 +567,22 @@ async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_re
         async move {
             let r = req.send().await.unwrap();
             let renewed = r.headers().get_all("set-cookie").iter().count();
-            (r.status().as_u16(), renewed)
+            let cache = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), renewed, cache)
         }
     });
     let answers = futures_util::future::join_all(requests).await;
-    for (status, renewed) in &answers {
+    for (status, renewed, cache) in &answers {
         assert_eq!(*status, 200, "{answers:?}\n{}", gw.log());
         assert!(*renewed > 0, "every answer hands back the renewed session");
+        assert_eq!(
+            cache.as_deref(),
+            Some("private, no-cache"),
+            "an answer carrying a session is never stored by a shared cache"
+        );
     }
     // The renewed session renews again later: the grant was not revoked by a reuse.
     let page = b.open(&gw.url("/app/page")).await;
