@@ -52,7 +52,21 @@ fn start_provider() -> Provider {
     start_provider_with(&["--port", "0"])
 }
 
+/// Starts the provider and waits (bounded) for its READY line. A start that prints nothing
+/// in time (node has been seen to hang at start-up on a busy machine) is killed and tried
+/// once more, so a test fails with a message instead of hanging the suite.
 fn start_provider_with(args: &[&str]) -> Provider {
+    for attempt in 1..=2 {
+        match try_start_provider(args) {
+            Ok(p) => return p,
+            Err(why) if attempt == 1 => eprintln!("provider start failed ({why}); trying again"),
+            Err(why) => panic!("the provider did not start: {why}"),
+        }
+    }
+    unreachable!()
+}
+
+fn try_start_provider(args: &[&str]) -> Result<Provider, String> {
     use std::io::BufRead as _;
     let root = env!("CARGO_MANIFEST_DIR");
     let mut child = Command::new("node")
@@ -63,19 +77,31 @@ fn start_provider_with(args: &[&str]) -> Provider {
         .spawn()
         .expect("node is installed (make test installs tests/e2e)");
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    let json = line
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("provider did not start: {line}"));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
-    Provider {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("no READY line within 20 s".into());
+        }
+    };
+    let Some(json) = line.strip_prefix("READY ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("unexpected first line {line:?}"));
+    };
+    let v: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
+    Ok(Provider {
         child,
         issuer: v["issuer"].as_str().unwrap().to_owned(),
         port: v["port"].as_u64().unwrap() as u16,
-    }
+    })
 }
 
 impl Browser {
