@@ -111,15 +111,7 @@ async fn verify_with(
 /// Verifies a token signed by `issuer`: signature, `iss`, time claims — no audience (for
 /// ID tokens and the access tokens of a login, whose audiences differ).
 pub async fn verify_signed_by(token: &str, issuer: &Issuer, now: u64) -> Result<Value, TokenError> {
-    let head = peek(token)?;
-    if head.iss.trim_end_matches('/') != issuer.settings.issuer {
-        return Err(TokenError::UnknownIssuer);
-    }
-    match verify_inner(token, &head, issuer, now).await {
-        Ok(claims) => Ok(claims),
-        Err(Ok(e)) => Err(e),
-        Err(Err(_)) => Err(TokenError::UnknownKeyId),
-    }
+    signed_by(token, issuer, now, true).await
 }
 
 /// [`verify_signed_by`] for the few tokens whose `exp` is optional (logout tokens of the
@@ -129,11 +121,20 @@ pub async fn verify_signed_by_without_expiry(
     issuer: &Issuer,
     now: u64,
 ) -> Result<Value, TokenError> {
+    signed_by(token, issuer, now, false).await
+}
+
+async fn signed_by(
+    token: &str,
+    issuer: &Issuer,
+    now: u64,
+    require_exp: bool,
+) -> Result<Value, TokenError> {
     let head = peek(token)?;
     if head.iss.trim_end_matches('/') != issuer.settings.issuer {
         return Err(TokenError::UnknownIssuer);
     }
-    match verify_with(token, &head, issuer, now, false).await {
+    match verify_with(token, &head, issuer, now, require_exp).await {
         Ok(claims) => Ok(claims),
         Err(Ok(e)) => Err(e),
         Err(Err(_)) => Err(TokenError::UnknownKeyId),

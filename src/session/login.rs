@@ -638,21 +638,6 @@ impl Sessions {
             .collect()
     }
 
-    /// The session a request carries in its cookies (`store = "cookie"`), if it opens, has
-    /// not expired and was not ended.
-    pub fn load<'a>(
-        &self,
-        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
-        now: u64,
-    ) -> Option<(SessionData, Arc<Verified>)> {
-        let data: SessionData = self.codec.open(cookies)?;
-        if data.exp <= now {
-            return None;
-        }
-        let v = self.verified(&data)?;
-        Some((data, v))
-    }
-
     /// The caller a session stands for (`None` when it was ended).
     pub fn verified(&self, data: &SessionData) -> Option<Arc<Verified>> {
         if self.revocations.is_ended(data) {

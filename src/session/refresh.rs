@@ -111,7 +111,7 @@ impl Sessions {
             Ok(renewed) => {
                 tracing::debug!(session = %short(&renewed.id), "session tokens renewed");
                 // With Redis the handle in the cookie stays as it is.
-                let set_cookies = match self.redis() {
+                let set_cookies = match &self.redis {
                     None => self.cookies_for(&*renewed, renewed.exp, now),
                     Some(_) => Vec::new(),
                 };
@@ -148,7 +148,7 @@ impl Sessions {
         data: &SessionData,
         now: u64,
     ) -> Result<SessionData, RefreshError> {
-        let Some(redis) = self.redis() else {
+        let Some(redis) = &self.redis else {
             return self
                 .refresh(http, provider, token_endpoint, data, now)
                 .await;

@@ -32,10 +32,13 @@ pub enum Ended {
     Sub(String),
 }
 
-/// Sessions ended on this instance.
+/// Sessions ended on this instance: marks by the gateway's session id, the provider's
+/// `sid` and the user's `sub`, each → when it was made (seconds since the epoch). Looked
+/// up by `&str`, so a request allocates nothing to be checked.
 pub struct Revocations {
-    /// `sid:…`, `sub:…` and `id:…` → when the mark was made (seconds since the epoch).
-    marks: moka::sync::Cache<String, u64>,
+    ids: moka::sync::Cache<String, u64>,
+    sids: moka::sync::Cache<String, u64>,
+    subs: moka::sync::Cache<String, u64>,
     /// `jti`s of the logout tokens already used.
     seen: moka::sync::Cache<String, ()>,
     /// Whether any mark was ever made: until then requests skip the lookups.
@@ -45,11 +48,16 @@ pub struct Revocations {
 impl Revocations {
     /// Marks live as long as the longest session (`lifetime`).
     pub fn new(lifetime: Duration) -> Revocations {
-        Revocations {
-            marks: moka::sync::Cache::builder()
+        let marks = || {
+            moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(lifetime.max(Duration::from_secs(60)))
-                .build(),
+                .build()
+        };
+        Revocations {
+            ids: marks(),
+            sids: marks(),
+            subs: marks(),
             seen: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(Duration::from_secs(MAX_TOKEN_AGE * 2))
@@ -59,21 +67,17 @@ impl Revocations {
     }
 
     pub fn end(&self, ended: &Ended, now: u64) {
-        let key = match ended {
-            Ended::Sid(s) => format!("sid:{s}"),
-            Ended::Sub(s) => format!("sub:{s}"),
-        };
-        self.mark(key, now);
-    }
-
-    fn mark(&self, key: String, now: u64) {
-        self.marks.insert(key, now);
+        match ended {
+            Ended::Sid(s) => self.sids.insert(s.clone(), now),
+            Ended::Sub(s) => self.subs.insert(s.clone(), now),
+        }
         self.any.store(true, Ordering::Release);
     }
 
     /// Ends one gateway session (a logout here: a copy of the cookie is worthless after it).
     pub fn end_session(&self, id: &str, now: u64) {
-        self.mark(format!("id:{id}"), now);
+        self.ids.insert(id.to_owned(), now);
+        self.any.store(true, Ordering::Release);
     }
 
     /// Whether `data` belongs to a session that has been ended.
@@ -81,20 +85,17 @@ impl Revocations {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        if self.marks.contains_key(&format!("id:{}", data.id)) {
-            return true;
-        }
-        if let Some(sid) = &data.sid {
-            if self.marks.contains_key(&format!("sid:{sid}")) {
-                return true;
-            }
-        }
-        if let Some(sub) = &data.identity.subject {
-            if let Some(at) = self.marks.get(&format!("sub:{sub}")) {
-                return data.created <= at;
-            }
-        }
-        false
+        self.ids.contains_key(data.id.as_str())
+            || data
+                .sid
+                .as_deref()
+                .is_some_and(|sid| self.sids.contains_key(sid))
+            || data
+                .identity
+                .subject
+                .as_deref()
+                .and_then(|sub| self.subs.get(sub))
+                .is_some_and(|at| data.created <= at)
     }
 
     /// Verifies a logout token (Back-Channel Logout 1.0 §2.6) and says what it ends: signed

@@ -217,19 +217,16 @@ impl super::login::Sessions {
         Option<(SessionData, std::sync::Arc<crate::auth::verifier::Verified>)>,
         StoreUnavailable,
     > {
-        let Some(redis) = &self.redis else {
-            return Ok(self.load(cookies, now));
+        let data = match &self.redis {
+            None => self.codec.open::<SessionData>(cookies),
+            Some(redis) => match self.codec.open::<Handle>(cookies) {
+                Some(handle) => redis.get(&handle.id).await?,
+                None => None,
+            },
         };
-        let Some(handle) = self.codec.open::<Handle>(cookies) else {
-            return Ok(None);
-        };
-        let Some(data) = redis.get(&handle.id).await? else {
-            return Ok(None);
-        };
-        if data.exp <= now {
-            return Ok(None);
-        }
-        Ok(self.verified(&data).map(|v| (data, v)))
+        Ok(data
+            .filter(|d| d.exp > now)
+            .and_then(|d| self.verified(&d).map(|v| (d, v))))
     }
 
     /// Ends one session (a logout here): the `Set-Cookie` values that clear it. A copy of
@@ -252,10 +249,5 @@ impl super::login::Sessions {
             tracing::debug!(sessions = n, "ended in the Redis session store");
         }
         Ok(())
-    }
-
-    /// The Redis store, when sessions live there.
-    pub fn redis(&self) -> Option<&RedisStore> {
-        self.redis.as_ref()
     }
 }
