@@ -45,4 +45,5 @@ def header_list(request, name):
 
 
 def is_bearer_path(path):
-    return any(path.startswith(p) for p in setting("BEARER_PATHS"))
+    """Whole segments, as the gateway matches route prefixes: /api/ covers /api too."""
+    return any(path.startswith(p) or path == p.rstrip("/") for p in setting("BEARER_PATHS"))

@@ -175,6 +175,10 @@ class ServicesFromHeaders(TestCase):
         self.client.get("/api/orders/", headers=BILLING)
         self.assertFalse(User.objects.exists())
 
+    def test_the_api_prefix_without_its_slash_makes_no_django_user_either(self):
+        self.client.get("/api", headers=BILLING)
+        self.assertFalse(User.objects.exists())
+
     def test_an_api_call_without_the_gateways_client_header_is_401(self):
         r = self.client.get("/api/orders/")
         self.assertEqual(r.status_code, 401)
