@@ -316,9 +316,9 @@ describe(`the Django example behind the gateway (provider: ${PROVIDER})`, () => 
     assert.equal(r.status, 201, why(body));
     billingOrder = JSON.parse(body);
     assert.equal(billingOrder.client, 'billing-service');
-    // The service account's name with Keycloak when the client has the `profile` scope, else
-    // its `sub` (X-Auth-Request-User falls back as [claims] user says).
-    assert.ok(billingOrder.account, 'the account the gateway named is recorded');
+    // Keycloak's service-account user (preferred_username, from the client's `profile` scope;
+    // without that scope the gateway falls back to `sub`, as [claims] user says).
+    assert.equal(billingOrder.account, 'service-account-billing-service');
   });
 
   test('a service with only orders:read lists the orders', async () => {
