@@ -6,32 +6,22 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
 use support::browser::{Answer, Browser};
+use support::process::Server;
 
 /// A running `portcullis demo`, killed on drop.
 struct Demo {
-    child: Child,
+    server: Server,
     url: String,
     issuer: String,
     /// Everything it printed up to its ready line.
     banner: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn loopback(port: u16) -> String {
@@ -41,57 +31,31 @@ fn loopback(port: u16) -> String {
 impl Demo {
     fn start() -> Demo {
         let [listen, provider, backend, admin] = [(); 4].map(|_| support::free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args([
+            "demo",
+            "--listen",
+            &loopback(listen),
+            "--provider",
+            &loopback(provider),
+        ])
+        .args(["--backend", &loopback(backend), "--admin", &loopback(admin)]);
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("demo.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args([
-                "demo",
-                "--listen",
-                &loopback(listen),
-                "--provider",
-                &loopback(provider),
-            ])
-            .args(["--backend", &loopback(backend), "--admin", &loopback(admin)])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        // Read stdout on a thread for as long as the process lives, so it never blocks.
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let mut banner = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    banner.push_str(&line);
-                    banner.push('\n');
-                    if line.starts_with("demo ready: ") {
-                        break;
-                    }
-                }
-                Err(_) => panic!(
-                    "no ready line within 30 s; printed:\n{banner}\nlogged:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                ),
-            }
-        }
+        let server = Server::start(
+            "portcullis demo",
+            cmd,
+            "demo ready: ",
+            Duration::from_secs(30),
+            dir,
+        );
+        let banner = server.stdout();
         let url = format!("http://{}", loopback(listen));
         assert!(banner.contains(&format!("demo ready: {url}/")), "{banner}");
         Demo {
-            child,
+            server,
             url,
             issuer: format!("http://{}/realms/demo", loopback(provider)),
             banner,
-            log,
-            _dir: dir,
         }
     }
 
@@ -100,7 +64,7 @@ impl Demo {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.server.log()
     }
 
     /// The bearer token of the printed `curl` line.

@@ -13,10 +13,8 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,158 +23,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
 
+use support::process::Server;
+use support::servers::{Provider, READY_WITHIN, ROOT};
 use support::{echoed, get, raw, Gateway, Raw};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const KC: &str = "/protocol/openid-connect";
-/// How long a server may take to print its READY line (DOT's very first start migrates).
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+// ------------------------------------------------------------------ servers
 
-// ------------------------------------------------------------------ child processes
-
-/// A child process that printed `READY {json}`; killed (and reaped) on drop.
-struct Server {
-    name: &'static str,
-    child: Option<Child>,
-    ready: Value,
-    stderr: PathBuf,
-    /// Holds the stderr file and any data the server keeps (DOT's sqlite, provider keys).
-    _dir: tempfile::TempDir,
+/// The test OpenID provider (Keycloak look-alike) with this suite's token helpers.
+trait ProviderExt {
+    async fn token(&self, client: &str, scope: &str) -> String;
+    async fn rotate(&self) -> Value;
 }
 
-impl Server {
-    /// Spawns `cmd` from the repository root and waits for its READY line on stdout.
-    /// Blocking: call through `spawn_blocking`.
-    fn spawn(name: &'static str, mut cmd: Command, dir: tempfile::TempDir) -> Server {
-        let stderr = dir.path().join(format!("{name}.stderr"));
-        let mut child = cmd
-            .current_dir(ROOT)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keeps reading until EOF so the child never writes into a closed pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(json) = line.strip_prefix("READY ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(json.to_owned());
-                    }
-                }
-            }
-        });
-        let mut server = Server {
-            name,
-            child: Some(child),
-            ready: Value::Null,
-            stderr,
-            _dir: dir,
-        };
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(json) => {
-                server.ready = serde_json::from_str(&json)
-                    .unwrap_or_else(|e| panic!("{name}: bad READY line {json:?}: {e}"));
-            }
-            Err(_) => {
-                let status = server.child.as_mut().unwrap().try_wait().ok().flatten();
-                panic!(
-                    "{name} printed no READY line within {READY_TIMEOUT:?} (exit: {status:?}); stderr:\n{}",
-                    server.stderr()
-                );
-            }
-        }
-        server
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn port(&self) -> u16 {
-        self.ready["port"].as_u64().expect("READY has a port") as u16
-    }
-
-    /// SIGKILL, as a crash would, and reap it: its port is free afterwards.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = self.stderr();
-            if !log.trim().is_empty() {
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                eprintln!("--- {} stderr (last lines) ---\n{tail}", self.name);
-            }
-        }
-    }
-}
-
-/// The test OpenID provider (Keycloak look-alike).
-struct Provider {
-    server: Server,
-    issuer: String,
-}
-
-impl Provider {
-    async fn start() -> Provider {
-        Self::start_with(0, None, &[]).await
-    }
-
-    /// On `port` (0: any free one), reusing the private keys in `keys` if given, with more
-    /// command-line flags (`--access-ttl 3`).
-    async fn start_with(port: u16, keys: Option<PathBuf>, flags: &[&str]) -> Provider {
-        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let mut cmd = Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()));
-            cmd.arg("tests/e2e/provider/server.js")
-                .args(["--port", &port.to_string()])
-                .args(&flags);
-            if let Some(k) = &keys {
-                cmd.arg("--keys").arg(k);
-            }
-            let server = Server::spawn("oidc-provider", cmd, tempfile::tempdir().unwrap());
-            let issuer = server.ready["issuer"].as_str().unwrap().to_owned();
-            if port != 0 {
-                assert_eq!(
-                    server.port(),
-                    port,
-                    "the provider did not take the port it was given"
-                );
-            }
-            Provider { server, issuer }
-        })
-        .await
-        .unwrap()
-    }
-
-    fn token_url(&self) -> String {
-        format!("{}{KC}/token", self.issuer)
-    }
-
-    fn root(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port())
-    }
-
+impl ProviderExt for Provider {
     /// A client-credentials access token for one of the realm's service clients.
     async fn token(&self, client: &str, scope: &str) -> String {
         token_at(&self.token_url(), client, scope).await
@@ -184,23 +43,16 @@ impl Provider {
 
     /// `POST /__test/rotate`: a new RS256 key signs from now on; the old ones stay published.
     async fn rotate(&self) -> Value {
-        let r = http()
-            .post(format!("{}/__test/rotate", self.root()))
-            .send()
-            .await
-            .expect("rotate");
-        assert_eq!(r.status(), 200, "POST /__test/rotate");
-        r.json().await.unwrap()
-    }
-
-    fn kill(&mut self) {
-        self.server.kill();
+        self.test_endpoint("/__test/rotate", Value::Null).await
     }
 }
 
 /// The django-oauth-toolkit server (opaque tokens).
 struct Dot {
+    /// Kept for its guard: the server stops when the test drops it.
+    #[allow(dead_code)]
     server: Server,
+    ready: Value,
 }
 
 impl Dot {
@@ -208,19 +60,20 @@ impl Dot {
         tokio::task::spawn_blocking(|| {
             let dir = tempfile::tempdir().unwrap();
             let mut cmd = Command::new(format!("{ROOT}/tests/e2e/dot/.venv/bin/python"));
-            cmd.args(["tests/e2e/dot/run.py", "--port", "0"])
+            cmd.current_dir(ROOT)
+                .args(["tests/e2e/dot/run.py", "--port", "0"])
                 // Its sqlite database lives (and dies) with this test.
                 .env("DOT_DATA_DIR", dir.path());
-            Dot {
-                server: Server::spawn("django-oauth-toolkit", cmd, dir),
-            }
+            let server = Server::start("django-oauth-toolkit", cmd, "READY ", READY_WITHIN, dir);
+            let ready = server.ready_json();
+            Dot { server, ready }
         })
         .await
         .unwrap()
     }
 
     fn url(&self, key: &str) -> String {
-        self.server.ready[key].as_str().unwrap().to_owned()
+        self.ready[key].as_str().unwrap().to_owned()
     }
 
     fn issuer(&self) -> String {
@@ -799,7 +652,8 @@ async fn tokens_for_another_audience_or_from_another_issuer_are_refused() {
     let gw = gateway(&op, None).await;
     let (other_aud, foreign) = tokio::join!(
         op.token("other-audience-service", "orders:read orders:write"),
-        // Same realm, same clients, but another issuer URL and other keys.
+        // Same realm, clients and keys (the key pool's first), another issuer URL: a valid
+        // signature, so only the issuer check can refuse it.
         stranger.token("billing-service", "orders:read orders:write"),
     );
     assert_eq!(
@@ -1173,7 +1027,7 @@ async fn a_provider_outage_stops_no_token_whose_key_is_cached() {
 
     op.kill();
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", op.server.port()))
+        tokio::net::TcpStream::connect(("127.0.0.1", op.port))
             .await
             .is_err(),
         "the provider is down"

@@ -4,105 +4,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::browser::{Answer, Browser};
+use support::servers::{Provider, Redis};
 use support::Gateway;
-
-/// The real provider (tests/e2e/provider/server.js), killed on drop.
-struct Provider {
-    child: Child,
-    issuer: String,
-    port: u16,
-}
-
-impl Provider {
-    /// Stops the provider and starts a new one on the same port: it has forgotten every
-    /// login, grant and refresh token.
-    fn restart(&mut self, args: &[&str]) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let port = self.port.to_string();
-        let mut all = vec!["--port", port.as_str()];
-        all.extend_from_slice(args);
-        *self = start_provider_with(&all);
-    }
-
-    /// Calls one of the provider's test-only endpoints.
-    async fn test_endpoint(&self, path: &str, body: serde_json::Value) {
-        let r = support::client()
-            .post(format!("http://127.0.0.1:{}{path}", self.port))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{path}");
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_provider() -> Provider {
-    start_provider_with(&["--port", "0"])
-}
-
-/// Starts the provider and waits (bounded) for its READY line. A start that prints nothing
-/// in time (node has been seen to hang at start-up on a busy machine) is killed and tried
-/// once more, so a test fails with a message instead of hanging the suite.
-fn start_provider_with(args: &[&str]) -> Provider {
-    for attempt in 1..=2 {
-        match try_start_provider(args) {
-            Ok(p) => return p,
-            Err(why) if attempt == 1 => eprintln!("provider start failed ({why}); trying again"),
-            Err(why) => panic!("the provider did not start: {why}"),
-        }
-    }
-    unreachable!()
-}
-
-fn try_start_provider(args: &[&str]) -> Result<Provider, String> {
-    use std::io::BufRead as _;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut child = Command::new("node")
-        .arg(format!("{root}/tests/e2e/provider/server.js"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node is installed (make test installs tests/e2e)");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("no READY line within 20 s".into());
-        }
-    };
-    let Some(json) = line.strip_prefix("READY ") else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(format!("unexpected first line {line:?}"));
-    };
-    let v: serde_json::Value = serde_json::from_str(json.trim()).map_err(|e| e.to_string())?;
-    Ok(Provider {
-        child,
-        issuer: v["issuer"].as_str().unwrap().to_owned(),
-        port: v["port"].as_u64().unwrap() as u16,
-    })
-}
 
 impl Browser {
     /// Follows `a` through the provider (its login form included) until the provider sends
@@ -200,9 +106,22 @@ async fn gateway(provider: &Provider) -> (Gateway, std::net::SocketAddr) {
     gateway_with(provider, "", "").await
 }
 
+/// A gateway whose provider is `issuer`, reachable or not.
+async fn gateway_for(issuer: &str) -> (Gateway, std::net::SocketAddr) {
+    gateway_at(issuer, "", "").await
+}
+
 /// A gateway in front of an echo backend, with lines added to `[provider]` and `[session]`.
 async fn gateway_with(
     provider: &Provider,
+    provider_extra: &str,
+    session_extra: &str,
+) -> (Gateway, std::net::SocketAddr) {
+    gateway_at(&provider.issuer, provider_extra, session_extra).await
+}
+
+async fn gateway_at(
+    issuer: &str,
     provider_extra: &str,
     session_extra: &str,
 ) -> (Gateway, std::net::SocketAddr) {
@@ -232,7 +151,6 @@ path = "/any/"
 upstream = "http://{up}"
 auth = "any"
 "#,
-        issuer = provider.issuer
     );
     let gw = Gateway::start("", &rest).await;
     // Ready once discovery and keys are loaded.
@@ -253,7 +171,7 @@ auth = "any"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_lands_on_the_exact_url_first_asked_for_with_the_users_identity() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     let start = gw.url("/app/page?x=1&y=%2Fz");
@@ -297,7 +215,7 @@ async fn a_login_lands_on_the_exact_url_first_asked_for_with_the_users_identity(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_without_the_role_gets_403_not_a_login_loop() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     let done = b.log_in(&gw.url("/app/"), "bob", "bob-password").await;
@@ -309,7 +227,7 @@ async fn a_user_without_the_role_gets_403_not_a_login_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_spa_request_without_a_session_gets_401_json_never_a_redirect() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     for headers in [
@@ -337,7 +255,7 @@ async fn an_spa_request_without_a_session_gets_401_json_never_a_redirect() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_callback_with_a_missing_wrong_or_replayed_state_makes_no_session() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     // No login started: no state cookie.
@@ -372,7 +290,7 @@ async fn a_callback_with_a_missing_wrong_or_replayed_state_makes_no_session() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn planted_or_tampered_session_cookies_are_no_session() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -417,7 +335,7 @@ async fn planted_or_tampered_session_cookies_are_no_session() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_ends_the_session_here_and_at_the_provider() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -451,7 +369,7 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_tabs_logging_in_at_once_both_succeed() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     // Both tabs start before either finishes: two attempts, two state cookies.
@@ -474,7 +392,7 @@ async fn two_tabs_logging_in_at_once_both_succeed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_open_redirect_corpus_never_yields_an_off_origin_location() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     let corpus = [
@@ -545,7 +463,7 @@ fn session_cookie(b: &Browser, gw: &Gateway) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_outlive_their_access_token_by_refreshing_without_a_new_login() {
-    let p = start_provider_with(&["--port", "0", "--access-ttl", "4"]);
+    let p = Provider::start_args(&["--access-ttl", "4"]).await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -575,13 +493,7 @@ async fn sessions_outlive_their_access_token_by_refreshing_without_a_new_login()
 async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_refresh_tokens() {
     // With rotation, a second refresh with the same refresh token is refused (and the
     // provider revokes the grant): one refresh per session is what keeps it alive.
-    let p = start_provider_with(&[
-        "--port",
-        "0",
-        "--access-ttl",
-        "4",
-        "--rotate-refresh-tokens",
-    ]);
+    let p = Provider::start_args(&["--access-ttl", "4", "--rotate-refresh-tokens"]).await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -620,12 +532,12 @@ async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_refresh_ends_the_session_cleanly_never_a_loop() {
-    let mut p = start_provider_with(&["--port", "0", "--access-ttl", "4"]);
+    let mut p = Provider::start_args(&["--access-ttl", "4"]).await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
     // The provider forgets every grant: the refresh token is refused.
-    p.restart(&["--access-ttl", "4"]);
+    p.restart(&["--access-ttl", "4"]).await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let api = b.fetch(&gw.url("/app/api")).await;
     assert_eq!(api.status, 401, "{}\n{}", api.body, gw.log());
@@ -641,7 +553,7 @@ async fn a_refused_refresh_ends_the_session_cleanly_never_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_implicit_flow_logs_in_by_form_post_and_lands_on_the_url_asked_for() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway_with(&p, r#"login_flow = "implicit""#, "").await;
     let mut b = Browser::new();
     let start = gw.url("/app/page?x=1");
@@ -667,7 +579,7 @@ async fn the_implicit_flow_logs_in_by_form_post_and_lands_on_the_url_asked_for()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_implicit_callback_with_a_swapped_access_token_or_a_code_makes_no_session() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway_with(&p, r#"login_flow = "implicit""#, "").await;
     let mut b = Browser::new();
     let mut first = b.open(&gw.url("/app/x")).await;
@@ -712,7 +624,7 @@ async fn an_implicit_callback_with_a_swapped_access_token_or_a_code_makes_no_ses
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let uri = gw.url("/_portcullis/backchannel-logout");
     p.test_endpoint(
@@ -744,7 +656,7 @@ async fn a_backchannel_logout_from_the_provider_ends_the_session_here() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backchannel_logout_refuses_anything_but_a_verified_logout_token() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let c = support::client();
     let url = gw.url("/_portcullis/backchannel-logout");
@@ -782,7 +694,7 @@ async fn backchannel_logout_refuses_anything_but_a_verified_logout_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_logged_out_cookie_replayed_on_this_instance_is_no_session() {
-    let p = start_provider();
+    let p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
@@ -796,48 +708,6 @@ async fn a_logged_out_cookie_replayed_on_this_instance_is_no_session() {
         .await
         .unwrap();
     assert_eq!(replay.status(), 401);
-}
-
-/// A real `redis-server` on a free loopback port, without persistence, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_redis() -> Redis {
-    let port = support::free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (make test installs it)");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Redis { child, port }
 }
 
 fn redis_session(r: &Redis) -> String {
@@ -862,8 +732,8 @@ async fn api_status(gw: &Gateway, path: &str, cookie: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_sessions_carry_only_a_handle_and_serve_every_instance() {
-    let p = start_provider();
-    let r = start_redis().await;
+    let p = Provider::start().await;
+    let r = Redis::start().await;
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
@@ -891,8 +761,8 @@ async fn redis_sessions_carry_only_a_handle_and_serve_every_instance() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_session_on_all() {
-    let p = start_provider();
-    let r = start_redis().await;
+    let p = Provider::start().await;
+    let r = Redis::start().await;
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let uri = a.url("/_portcullis/backchannel-logout");
@@ -919,8 +789,8 @@ async fn with_redis_a_backchannel_logout_received_by_one_instance_ends_the_sessi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop() {
-    let p = start_provider();
-    let r = start_redis().await;
+    let p = Provider::start().await;
+    let r = Redis::start().await;
     let (gw, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
     browser
@@ -937,14 +807,8 @@ async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_sessions_refresh_and_keep_their_handle() {
-    let p = start_provider_with(&[
-        "--port",
-        "0",
-        "--access-ttl",
-        "4",
-        "--rotate-refresh-tokens",
-    ]);
-    let r = start_redis().await;
+    let p = Provider::start_args(&["--access-ttl", "4", "--rotate-refresh-tokens"]).await;
+    let r = Redis::start().await;
     let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
     let mut browser = Browser::new();
@@ -965,13 +829,12 @@ async fn redis_sessions_refresh_and_keep_their_handle() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_down_at_the_callback_gets_a_503_page_that_says_so_and_no_session() {
-    let mut p = start_provider();
+    let mut p = Provider::start().await;
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     let first = b.open(&gw.url("/app/x")).await;
     let callback = b.through_login(first, "alice", "alice-password").await;
-    let _ = p.child.kill();
-    let _ = p.child.wait();
+    p.kill();
     let page = b.open(&callback).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(
@@ -985,12 +848,8 @@ async fn a_provider_down_at_the_callback_gets_a_503_page_that_says_so_and_no_ses
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_that_cannot_start_without_discovery_gets_a_503_page_not_a_broken_redirect() {
     // A provider that was never there: discovery never loads.
-    let dead = Provider {
-        child: Command::new("true").spawn().unwrap(),
-        issuer: format!("http://127.0.0.1:{}/realms/internal", support::free_port()),
-        port: 0,
-    };
-    let (gw, _) = gateway(&dead).await;
+    let dead = format!("http://127.0.0.1:{}/realms/internal", support::free_port());
+    let (gw, _) = gateway_for(&dead).await;
     let mut b = Browser::new();
     let page = b.open(&gw.url("/app/x")).await;
     assert_eq!(page.status, 503, "{}", page.body);

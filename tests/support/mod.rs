@@ -9,12 +9,14 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod browser;
+pub mod process;
 pub mod provider;
+pub mod servers;
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
@@ -35,11 +37,10 @@ pub async fn echo() -> SocketAddr {
 
 /// A running gateway process, killed on drop.
 pub struct Gateway {
-    child: Option<Child>,
+    proc: Option<process::Proc>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
-    log: PathBuf,
 }
 
 impl Gateway {
@@ -58,7 +59,8 @@ impl Gateway {
         Self::spawn(dir, &config, port, admin_port, args).await
     }
 
-    /// Starts the gateway with a complete config in `dir` (the caller wrote any files it names).
+    /// Starts the gateway with a complete config in `dir` (the caller wrote any files it names)
+    /// and waits (bounded) until both listeners accept connections.
     pub async fn spawn(
         dir: tempfile::TempDir,
         config: &str,
@@ -68,46 +70,25 @@ impl Gateway {
     ) -> Gateway {
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
-        let log = dir.path().join("gateway.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["-c", path.to_str().unwrap()])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args(["-c", path.to_str().unwrap()])
             .args(args)
-            .env("PORTCULLIS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let gw = Gateway {
-            child: Some(child),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            .env("PORTCULLIS_LOG", "info");
+        let mut proc = process::Proc::spawn("gateway", cmd, &dir.path().join("gateway.log"), false);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+        process::wait_listening(&mut proc, &[addr, admin], Duration::from_secs(15)).await;
+        Gateway {
+            proc: Some(proc),
+            addr,
+            admin,
             dir,
-            log,
-        };
-        gw.wait_listening().await;
-        gw
-    }
-
-    async fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let public = tokio::net::TcpStream::connect(self.addr).await.is_ok();
-            let admin = tokio::net::TcpStream::connect(self.admin).await.is_ok();
-            if public && admin {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not start:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Everything the gateway logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,21 +96,12 @@ impl Gateway {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.proc.as_ref().unwrap().pid()
     }
 
     /// Takes the process out of the guard (for tests that stop it themselves).
     pub fn take_child(&mut self) -> Child {
-        self.child.take().unwrap()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.proc.take().unwrap().into_child()
     }
 }
 

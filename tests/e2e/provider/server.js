@@ -12,10 +12,10 @@
 //   --access-ttl S            OP_ACCESS_TTL              300   access token lifetime (seconds)
 //   --id-ttl S                OP_ID_TTL                  = access ttl
 //   --refresh-ttl S           OP_REFRESH_TTL             1800
-//   --keys FILE               OP_KEYS                    none: fresh keys each start. With a FILE,
-//                                                        its private JWKS is loaded, or created and
-//                                                        saved ({"keys": [private JWKs]}, newest first),
-//                                                        and rewritten on rotation.
+//   --keys FILE               OP_KEYS                    none: the key pool's first keys (below). With
+//                                                        a FILE, its private JWKS is loaded, or made
+//                                                        from the pool and saved ({"keys": [private
+//                                                        JWKs]}, newest first); rewritten on rotation.
 //   --backchannel-logout-uri  OP_BACKCHANNEL_LOGOUT_URI  none: the `portcullis` client's back-channel
 //                                                        logout URI (sid required)
 //   --rotate-refresh-tokens   OP_ROTATE_REFRESH_TOKENS=1 off: every refresh returns the same refresh
@@ -131,12 +131,17 @@ function userClaims(user) {
 
 // ---------------------------------------------------------------- keys
 
-function generateKey(alg) {
-  const { privateKey } = alg === 'ES256'
-    ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const kid = `${alg.toLowerCase()}-${crypto.randomBytes(8).toString('hex')}`;
-  return { ...privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
+// Keys come from a committed pool (keys/pool.json, test-only keys that protect nothing), never
+// made at start: Node 20 can deadlock when a key made by generateKeyPairSync is exported as a
+// JWK (the garbage collector destroys the KeyGenJob while ExportJWKRsaKey holds its mutex).
+// A start without --keys signs with the pool's first RS256 and ES256 keys; each rotation takes
+// the next RS256 key of the pool not published yet.
+const POOL = JSON.parse(fs.readFileSync(new URL('./keys/pool.json', import.meta.url), 'utf8')).keys;
+
+function poolKey(alg, exceptKids = new Set()) {
+  const key = POOL.find((k) => k.alg === alg && !exceptKids.has(k.kid));
+  if (!key) throw new Error(`the ${alg} key pool (keys/pool.json) is used up: add keys to it`);
+  return { ...key };
 }
 
 // Newest first: oidc-provider signs with the first key of the wanted algorithm.
@@ -144,9 +149,11 @@ let jwks;
 if (options.keysFile && fs.existsSync(options.keysFile)) {
   jwks = JSON.parse(fs.readFileSync(options.keysFile, 'utf8'));
 } else {
-  jwks = { keys: [generateKey('RS256'), generateKey('ES256')] };
+  jwks = { keys: [poolKey('RS256'), poolKey('ES256')] };
   saveKeys();
 }
+// Every kid published since start, so a rotation never brings back a dropped key.
+const usedKids = new Set(jwks.keys.map((k) => k.kid));
 
 function saveKeys() {
   if (options.keysFile) {
@@ -505,7 +512,14 @@ async function testEndpoint(req, res, url) {
   if (req.method === 'GET' && path === '/__test/keys') return send(res, 200, keysReport());
   if (req.method !== 'POST') return send(res, 404, { error: 'not found' });
   if (path === '/__test/rotate') {
-    jwks.keys.unshift(generateKey('RS256'));
+    let key;
+    try {
+      key = poolKey('RS256', usedKids);
+    } catch (err) {
+      return send(res, 409, { error: err.message });
+    }
+    usedKids.add(key.kid);
+    jwks.keys.unshift(key);
   } else if (path === '/__test/drop-old-keys') {
     const newest = new Map();
     for (const key of jwks.keys) if (!newest.has(key.alg)) newest.set(key.alg, key);

@@ -23,15 +23,28 @@ const SECRETS = {
 
 // ------------------------------------------------------------ helpers
 
+// Whatever way this test file ends, no provider outlives it.
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
 function startProvider(args = []) {
   const child = spawn(process.execPath, [SERVER, '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`no READY line; stderr:\n${stderr}`)), 15000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no READY line within 15 s; stderr:\n${stderr}`));
+    }, 15000);
     child.once('exit', (code) => reject(new Error(`provider exited ${code}; stderr:\n${stderr}`)));
     child.stdout.on('data', (d) => {
       out += d;
