@@ -1,0 +1,123 @@
+// `portcullis check --online` against the real Keycloak: what the provider will refuse is
+// told before any user meets it — each mistake exits 1 with one clear line that says what
+// to change and where, and a correct configuration passes. One Keycloak for the file; no
+// gateway runs (check only reads the configuration and asks Keycloak).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { freePort } from '../browser/harness.mjs';
+import { SECRETS, startKeycloak } from './keycloak.mjs';
+import { configFile, portcullis } from './support.mjs';
+
+let kc;
+let registered; // the public_url Keycloak knows
+
+before(async () => {
+  registered = `http://127.0.0.1:${await freePort()}`;
+  kc = await startKeycloak({ gatewayUrls: [registered] });
+});
+
+after(async () => {
+  await kc?.stop();
+});
+
+/** A gateway.toml for Keycloak with a login route and a bearer route. */
+function config({
+  publicUrl = registered, issuer = kc.issuer, secret = SECRETS.portcullis, provider = '',
+} = {}) {
+  return configFile(`[server]
+listen = ["${new URL(publicUrl).host}"]
+public_url = "${publicUrl}"
+
+[provider]
+issuer = "${issuer}"
+client_id = "portcullis"
+client_secret = "${secret}"
+${provider}
+
+[session]
+secrets = ["keycloak-e2e-session-secret-0123456789abcdef"]
+
+[[routes]]
+name = "app"
+path = "/app/"
+upstream = "http://127.0.0.1:9"
+auth = "login"
+
+[[routes]]
+name = "orders"
+path = "/api/orders/"
+upstream = "http://127.0.0.1:9"
+auth = "bearer"
+scopes = { read = ["orders:read"] }
+`);
+}
+
+async function check(file) {
+  const out = await portcullis(['check', '--online', '-c', file]);
+  const fails = out.stdout.split('\n').filter((l) => /\bFAIL\b/.test(l)).map((l) => l.trim());
+  return { ...out, fails, all: `${out.stdout}${out.stderr}` };
+}
+
+describe('check --online against Keycloak', () => {
+  test('a correct configuration passes', async () => {
+    const r = await check(config());
+    assert.equal(r.code, 0, r.all);
+    assert.deepEqual(r.fails, []);
+    assert.match(r.stdout, /discovery: ok/);
+    assert.match(r.stdout, /introspection: ok/);
+  });
+
+  test('a correct configuration for a default Keycloak realm passes without a warning',
+    { todo: 'needs gateway change' }, async () => {
+      // A Keycloak realm signs with RS256 only; the default algorithms also allow ES256,
+      // which is no mistake of the user's.
+      const r = await check(config());
+      assert.equal(r.code, 0, r.all);
+      assert.doesNotMatch(r.stdout, /warning/, r.stdout);
+    });
+
+  test('an unknown realm exits 1 with one line naming it', async () => {
+    const r = await check(config({ issuer: `${kc.origin}/realms/nope` }));
+    assert.equal(r.code, 1, r.all);
+    assert.equal(r.fails.length, 1, r.all);
+    assert.match(r.fails[0], /realms\/nope/);
+    assert.match(r.fails[0], /404/);
+  });
+
+  test('a wrong client secret exits 1 with one line naming client and secret', async () => {
+    const r = await check(config({ secret: 'not-the-secret-0123456789abcdef' }));
+    assert.equal(r.code, 1, r.all);
+    assert.equal(r.fails.length, 1, r.all);
+    assert.match(r.fails[0], /client_secret/);
+    assert.match(r.fails[0], /"portcullis"/);
+  });
+
+  test('a wrong client secret is found without introspection too (the code exchange needs it)',
+    { todo: 'needs gateway change' }, async () => {
+      const r = await check(config({ secret: 'not-the-secret-0123456789abcdef', provider: 'introspection = "off"' }));
+      assert.equal(r.code, 1, r.all);
+      assert.equal(r.fails.length, 1, r.all);
+      assert.match(r.fails[0], /client_secret/);
+      assert.match(r.fails[0], /Credentials/, 'where in Keycloak\'s console: Clients → portcullis → Credentials');
+    });
+
+  test('a redirect URI Keycloak does not accept exits 1 naming the exact URI to register, and where',
+    { todo: 'needs gateway change' }, async () => {
+      const unregistered = `http://127.0.0.1:${await freePort()}`;
+      const r = await check(config({ publicUrl: unregistered }));
+      assert.equal(r.code, 1, r.all);
+      assert.equal(r.fails.length, 1, r.all);
+      assert.ok(r.fails[0].includes(`${unregistered}/_portcullis/callback`), r.fails[0]);
+      assert.match(r.fails[0], /Valid redirect URIs/, 'where in Keycloak\'s console');
+    });
+
+  test('the standard flow switched off at Keycloak exits 1 with one line saying so',
+    { todo: 'needs gateway change' }, async (t) => {
+      await kc.updateClient('portcullis', (c) => { c.standardFlowEnabled = false; });
+      t.after(() => kc.updateClient('portcullis', (c) => { c.standardFlowEnabled = true; }));
+      const r = await check(config());
+      assert.equal(r.code, 1, r.all);
+      assert.equal(r.fails.length, 1, r.all);
+      assert.match(r.fails[0], /[Ss]tandard flow/);
+    });
+});
