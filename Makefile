@@ -10,7 +10,8 @@ CARGO_TEST := cargo test --release --locked --no-fail-fast
 
 .PHONY: test deps apt npm pip rust-test e2e-test bench check fmt clippy clean-e2e
 
-test: deps rust-test e2e-test
+test: deps
+	tests/run.sh
 
 deps: apt npm pip
 
@@ -31,13 +32,13 @@ tests/e2e/node_modules/.stamp: tests/e2e/package.json tests/e2e/package-lock.jso
 pip:
 	bash tests/e2e/dot/setup.sh
 
+# One suite at a time (names as in tests/run.sh).
 rust-test:
-	$(CARGO_TEST)
+	tests/run.sh cargo
 
 e2e-test: npm pip
-	cd tests/e2e && node --test provider/
-	cd tests/e2e && node --test browser/
-	tests/e2e/dot/.venv/bin/python -m unittest discover -s tests/e2e/dot -p 'test_*.py'
+	cargo build --release --locked
+	tests/run.sh provider browser dot
 
 bench:
 	cargo build --release --locked

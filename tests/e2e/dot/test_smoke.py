@@ -8,6 +8,7 @@ client-credentials tokens, RFC 7662 introspection with client_secret_basic,
 revocation, expiry, and the shapes of the answers.
 """
 
+import atexit
 import base64
 import json
 import os
@@ -80,6 +81,8 @@ class DotServer:
         self.ready = None
 
     def start(self, timeout=90):
+        # Stopped at interpreter exit too, whatever way the test run ends.
+        atexit.register(self.stop)
         self.proc = subprocess.Popen(
             [SERVER_PYTHON, os.path.join(HERE, "run.py"), "--port", "0"],
             stdout=subprocess.PIPE,
@@ -92,6 +95,9 @@ class DotServer:
         reader.start()
         reader.join(timeout)
         line = lines[0] if lines else ""
+        if not line:
+            # Nothing printed within the bound (or it exited): kill it rather than wait on it.
+            self.proc.kill()
         if not line.startswith("READY "):
             self.stop()
             raise RuntimeError(f"run.py did not get ready: stdout={line!r} stderr={self.log()!r}")
