@@ -9,6 +9,7 @@
 // tests/e2e/keycloak/keycloak.mjs exists, else the look-alike (tests/e2e/provider);
 // DJANGO_E2E_PROVIDER=keycloak|lookalike picks one. Everything listens on 127.0.0.1; the
 // shop runs on its own temporary SQLite database and is stopped at the end, even on failure.
+// DJANGO_E2E_KEEP=1 keeps that directory (database, gateway.toml, both logs) and names it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -216,7 +217,7 @@ before(async () => {
   // The provider (Keycloak takes a while) and the shop's database at the same time.
   const [provider] = await Promise.all([startOp(origin), django(SEED)]);
   op = provider;
-  if (op.version) console.error(`# Keycloak ${op.version} started in ${op.startedMs} ms`);
+  if (op.version) console.error(`Keycloak ${op.version} started in ${op.startedMs} ms`);
   const child = run(PYTHON, ['serve.py', '--listen', '127.0.0.1:0', '--threads', '4', '--access-log'],
     { cwd: EXAMPLE, env: { ...process.env, ...djangoEnv } });
   const ready = JSON.parse((await waitFor(child, /^READY (\{.*\})$/m, 'the shop (serve.py)', 20000))[1]);
@@ -230,7 +231,14 @@ after(async () => {
   await gw?.stop();
   await stop(shop?.child);
   await op?.stop().catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
+  if (process.env.DJANGO_E2E_KEEP) {
+    // For a look afterwards: the logs beside the database and the gateway's config.
+    if (gw) fs.writeFileSync(path.join(tmp, 'gateway.log'), gw.log());
+    if (shop) fs.writeFileSync(path.join(tmp, 'shop.log'), shop.log());
+    console.error(`kept ${tmp}`);
+  } else {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 const why = (extra = '') => `${extra}\n--- gateway (tail) ---\n${gw.log().split('\n').slice(-15).join('\n')}`
@@ -398,8 +406,10 @@ alice.groups.remove(Group.objects.get(name="role:admin"))
     assert.ok(groups.includes('role:admin'), `groups: ${groups}`);
   });
 
-  test('bob logs in, but Django admin answers 403 — no password form, no loop', async (t) => {
-    const { page } = await freshPage(t);
+  test('bob logs in, but Django admin answers 403 — no password form, no loop, no forged header', async (t) => {
+    const { context, page } = await freshPage(t);
+    // What a browser (or a page script) claims is replaced by the gateway.
+    await context.setExtraHTTPHeaders({ 'X-Auth-Request-User': 'alice', 'X-Auth-Request-Roles': 'admin' });
     const docs = documents(page);
     await page.goto(gw.url('/'));
     await signIn(page, USERS.bob);
