@@ -1,0 +1,253 @@
+// The forward-auth stack of one recipe: the real provider and `portcullis echo` (from
+// ../browser/harness.mjs), the gateway run on deploy/forward-auth/gateway.toml, and the
+// real front proxy run on its recipe file from deploy/forward-auth/<proxy>/ — the very files
+// an operator copies, with only the loopback ports, the issuer and the secrets swapped for
+// the ones of this run. Everything listens on 127.0.0.1.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  BINARY, CLIENT_SECRET, SESSION_SECRET, freePort, startEcho, startProvider,
+} from '../browser/harness.mjs';
+
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const ROOT = path.resolve(HERE, '../../..');
+export const RECIPES = path.join(ROOT, 'deploy/forward-auth');
+const VENV_BIN = path.join(HERE, '.venv/bin');
+
+// The addresses the recipes are written for (see deploy/forward-auth/README.md).
+const PROXY_ADDR = '127.0.0.1:8080';
+const GATEWAY_ADDR = '127.0.0.1:4180';
+const BACKEND_ADDR = '127.0.0.1:9000';
+const ADMIN_ADDR = '127.0.0.1:9901';
+const ISSUER = 'https://keycloak.example.com/realms/internal';
+
+const START_TIMEOUT_MS = 20000;
+
+// ------------------------------------------------------------ processes
+
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+/** Spawns `cmd`, keeping its stdout and stderr (tail) for error messages. */
+function run(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(child);
+  let out = '';
+  const keep = (d) => { out = (out + d).slice(-20000); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('error', (e) => { child.spawnError = e; keep(`spawn failed: ${e.message}\n`); });
+  child.once('exit', () => children.delete(child));
+  child.output = () => out;
+  return child;
+}
+
+function stop(child, graceMs = 3000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/**
+ * Polls `ready()` every 100 ms until it is true; fails at once, with the child's output,
+ * when the child exits, and after `timeoutMs` otherwise.
+ */
+async function waitReady(child, what, ready, timeoutMs = START_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null || child.spawnError) {
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode ?? child.spawnError}) `
+        + `before it was ready:\n${child.output()}`);
+    }
+    if (await ready().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      await stop(child);
+      throw new Error(`${what} not ready after ${timeoutMs} ms:\n${child.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ------------------------------------------------------------ HTTP without surprises
+
+/**
+ * One HTTP/1.1 request with exactly the headers given (fetch adds Sec-Fetch-Mode and
+ * normalizes paths; this sends the path as it is). Never follows redirects.
+ * Returns { status, headers, body, json() }.
+ */
+export function request(url, { method = 'GET', headers = {}, path: rawPath } = {}) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: u.hostname,
+      port: u.port,
+      method,
+      path: rawPath ?? `${u.pathname}${u.search}`,
+      headers: { connection: 'close', ...headers },
+      agent: false,
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({
+        status: res.statusCode,
+        headers: res.headers,
+        body,
+        json: () => JSON.parse(body),
+      }));
+    });
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${url}: no answer in 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// ------------------------------------------------------------ the pieces
+
+/** The recipe's text with this run's addresses. */
+function localize(text, ports) {
+  return text
+    .replaceAll(PROXY_ADDR, `127.0.0.1:${ports.proxy}`)
+    .replaceAll(GATEWAY_ADDR, `127.0.0.1:${ports.gateway}`)
+    .replaceAll(BACKEND_ADDR, `127.0.0.1:${ports.backend}`)
+    .replaceAll(ADMIN_ADDR, `127.0.0.1:${ports.admin}`)
+    .replaceAll(ISSUER, ports.issuer);
+}
+
+/** Copies the files of `recipe` (a folder of deploy/forward-auth) into `dir`, localized. */
+function renderRecipe(recipe, dir, ports) {
+  const src = path.join(RECIPES, recipe);
+  for (const f of fs.readdirSync(src)) {
+    fs.writeFileSync(path.join(dir, f), localize(fs.readFileSync(path.join(src, f), 'utf8'), ports));
+  }
+}
+
+async function startGateway(dir, ports) {
+  const file = path.join(dir, 'gateway.toml');
+  fs.writeFileSync(file, localize(fs.readFileSync(path.join(RECIPES, 'gateway.toml'), 'utf8'), ports));
+  const child = run(BINARY, ['-c', file], {
+    env: {
+      ...process.env,
+      PORTCULLIS_CLIENT_SECRET: CLIENT_SECRET,
+      PORTCULLIS_SESSION_SECRET: SESSION_SECRET,
+      PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'info',
+      NO_COLOR: '1',
+    },
+  });
+  await waitReady(child, 'gateway', async () => (await request(`http://127.0.0.1:${ports.admin}/readyz`)).status === 200);
+  return child;
+}
+
+/** How to run each front proxy on its rendered recipe in `dir`. */
+export const PROXIES = {
+  nginx: {
+    binary: '/usr/sbin/nginx',
+    start(dir) {
+      // Started as root, nginx's workers run as nobody: they must reach the temp paths.
+      fs.chmodSync(dir, 0o755);
+      fs.mkdirSync(path.join(dir, 'tmp'), { mode: 0o777 });
+      fs.chmodSync(path.join(dir, 'tmp'), 0o777);
+      return run(this.binary, ['-p', `${dir}/`, '-c', 'nginx.conf', '-e', 'stderr', '-g', 'daemon off;']);
+    },
+  },
+  caddy: {
+    binary: path.join(VENV_BIN, 'caddy'),
+    start(dir) {
+      // Caddy keeps its data (certificates, autosave) under XDG_*: in the run's folder.
+      return run(this.binary, ['run', '--config', path.join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], {
+        env: { ...process.env, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
+        cwd: dir,
+      });
+    },
+  },
+  traefik: {
+    binary: path.join(VENV_BIN, 'traefik'),
+    start(dir) {
+      return run(this.binary, [`--configFile=${path.join(dir, 'traefik.yml')}`], { cwd: dir, env: { ...process.env, HOME: dir } });
+    },
+  },
+  envoy: {
+    binary: path.join(VENV_BIN, 'envoy'),
+    start(dir) {
+      return run(this.binary, ['-c', path.join(dir, 'envoy.yaml'), '--log-level', 'warn',
+        '--disable-hot-restart', '--concurrency', '1'], { cwd: dir });
+    },
+  },
+};
+
+/**
+ * Provider, echo backend, gateway and the front proxy `name`. Returns
+ * { op, echo, proxy: { origin, url(p), output() }, gateway: { output() }, stop() };
+ * stop() stops whatever did start, and is safe to call twice.
+ */
+export async function startForwardAuthStack(name) {
+  const spec = PROXIES[name];
+  if (!fs.existsSync(spec.binary)) {
+    throw new Error(`${spec.binary} is missing: run tests/e2e/forward-auth/install.sh`);
+  }
+  const stops = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `portcullis-fa-${name}-`));
+  const stopAll = async () => {
+    while (stops.length) await stops.pop()().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const op = await startProvider();
+    stops.push(() => op.stop());
+    const echo = await startEcho();
+    stops.push(() => echo.stop());
+    const ports = {
+      proxy: await freePort(),
+      gateway: await freePort(),
+      admin: await freePort(),
+      backend: Number(new URL(echo.url).port),
+      issuer: op.issuer,
+    };
+    const gw = await startGateway(dir, ports);
+    stops.push(() => stop(gw));
+    renderRecipe(name, dir, ports);
+    const child = spec.start(dir);
+    stops.push(() => stop(child));
+    const origin = `http://127.0.0.1:${ports.proxy}`;
+    // Ready when a public page comes back from the backend through proxy and gateway.
+    await waitReady(child, name, async () => {
+      const r = await request(`${origin}/public/ready`);
+      return r.status === 200 && r.headers['content-type']?.includes('json') && r.json().uri === '/public/ready';
+    });
+    return {
+      op,
+      echo,
+      proxy: { origin, url: (p = '/') => new URL(p, origin).href, output: () => child.output() },
+      gateway: { output: () => gw.output() },
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+/** A client-credentials token from the provider (HTTP Basic). */
+export async function serviceToken(op, clientId, secret, scope) {
+  const r = await fetch(`${op.issuer}/protocol/openid-connect/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope }),
+  });
+  const body = await r.json();
+  if (!r.ok || !body.access_token) throw new Error(`token endpoint: ${r.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
