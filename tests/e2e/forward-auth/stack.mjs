@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -79,6 +80,14 @@ async function waitReady(child, what, ready, timeoutMs = START_TIMEOUT_MS) {
 }
 
 // ------------------------------------------------------------ HTTP without surprises
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function listening(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => { socket.destroy(); resolve(true); });
+    socket.on('error', () => resolve(false));
+  });
+}
 
 /**
  * One HTTP/1.1 request with exactly the headers given (fetch adds Sec-Fetch-Mode and
@@ -155,7 +164,7 @@ export const PROXIES = {
     start(dir) {
       // Started as root, nginx's workers run as nobody: they must reach the temp paths.
       fs.chmodSync(dir, 0o755);
-      fs.mkdirSync(path.join(dir, 'tmp'), { mode: 0o777 });
+      fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
       fs.chmodSync(path.join(dir, 'tmp'), 0o777);
       return run(this.binary, ['-p', `${dir}/`, '-c', 'nginx.conf', '-e', 'stderr', '-g', 'daemon off;']);
     },
@@ -207,17 +216,29 @@ export async function startForwardAuthStack(name) {
     const echo = await startEcho();
     stops.push(() => echo.stop());
     const ports = {
-      proxy: await freePort(),
       gateway: await freePort(),
       admin: await freePort(),
       backend: Number(new URL(echo.url).port),
       issuer: op.issuer,
     };
+    // The proxy first, on a port picked just before: a port taken in between (another test
+    // run) is a bind error, and another port is tried. The gateway needs it as public_url.
+    let child;
+    for (let attempt = 1; ; attempt += 1) {
+      ports.proxy = await freePort();
+      renderRecipe(name, dir, ports);
+      child = spec.start(dir);
+      stops.push(() => stop(child));
+      try {
+        await waitReady(child, name, () => listening(ports.proxy));
+        break;
+      } catch (e) {
+        if (attempt < 3 && /address already in use|EADDRINUSE/i.test(e.message)) continue;
+        throw e;
+      }
+    }
     const gw = await startGateway(dir, ports);
     stops.push(() => stop(gw));
-    renderRecipe(name, dir, ports);
-    const child = spec.start(dir);
-    stops.push(() => stop(child));
     const origin = `http://127.0.0.1:${ports.proxy}`;
     // Ready when a public page comes back from the backend through proxy and gateway.
     await waitReady(child, name, async () => {
