@@ -130,7 +130,11 @@ function localize(text, ports) {
     .replaceAll(GATEWAY_ADDR, `127.0.0.1:${ports.gateway}`)
     .replaceAll(BACKEND_ADDR, `127.0.0.1:${ports.backend}`)
     .replaceAll(ADMIN_ADDR, `127.0.0.1:${ports.admin}`)
-    .replaceAll(ISSUER, ports.issuer);
+    .replaceAll(ISSUER, ports.issuer)
+    // Envoy spells a socket address as `address: 127.0.0.1, port_value: N`.
+    .replaceAll(`port_value: ${PROXY_ADDR.split(':')[1]} `, `port_value: ${ports.proxy} `)
+    .replaceAll(`port_value: ${GATEWAY_ADDR.split(':')[1]} `, `port_value: ${ports.gateway} `)
+    .replaceAll(`port_value: ${BACKEND_ADDR.split(':')[1]} `, `port_value: ${ports.backend} `);
 }
 
 /** Copies the files of `recipe` (a folder of deploy/forward-auth) into `dir`, localized. */
