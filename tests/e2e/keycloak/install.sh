@@ -37,7 +37,9 @@ if [[ ! -f "$TARBALL" ]] || ! verify "$TARBALL"; then
   command -v mvn >/dev/null || { echo "install.sh: mvn is missing (apt-get install maven)" >&2; exit 1; }
   rm -f "$TARBALL"
   started=$SECONDS
-  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$ARTIFACT" -DoutputDirectory="$CACHE" -Dmdep.overWriteReleases=true
+  mvn -B -Dstyle.color=never dependency:copy -Dartifact="$ARTIFACT" -DoutputDirectory="$CACHE" \
+    -Dmdep.overWriteReleases=true >"$CACHE/mvn.log" 2>&1 \
+    || { cat "$CACHE/mvn.log" >&2; echo "install.sh: mvn could not fetch $ARTIFACT" >&2; exit 1; }
   echo "downloaded $ARTIFACT in $((SECONDS - started)) s"
   if ! verify "$TARBALL"; then
     echo "install.sh: $TARBALL does not have the pinned SHA-256 $SHA256 (got $(sha256sum "$TARBALL" | cut -d' ' -f1)); removed" >&2
