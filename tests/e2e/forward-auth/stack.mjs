@@ -15,7 +15,8 @@ import {
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const ROOT = path.resolve(HERE, '../../..');
-export const RECIPES = path.join(ROOT, 'deploy/forward-auth');
+// PORTCULLIS_FA_RECIPES: another copy of deploy/forward-auth (e.g. your edited recipe).
+export const RECIPES = process.env.PORTCULLIS_FA_RECIPES ?? path.join(ROOT, 'deploy/forward-auth');
 const VENV_BIN = path.join(HERE, '.venv/bin');
 
 // The addresses the recipes are written for (see deploy/forward-auth/README.md).
