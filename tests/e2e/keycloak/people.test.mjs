@@ -241,6 +241,35 @@ describe('browser login at Keycloak, code flow', () => {
     const again = await page.reload();
     assert.equal(again.status(), 200, tail(gw));
   });
+
+  test('a session whose Keycloak session ended elsewhere ends at its next refresh: one new login, no loop', async (t) => {
+    await kc.updateClient('portcullis', (c) => { c.attributes['access.token.lifespan'] = '10'; });
+    t.after(() => kc.updateClient('portcullis', (c) => { delete c.attributes['access.token.lifespan']; }));
+    const gw = await gateway(t, { session: 'refresh = true', extra: '[headers]\naccess_token = "X-Auth-Request-Access-Token"' });
+    // No back-channel logout this time: the gateway can only learn it when it refreshes.
+    await kc.updateClient('portcullis', (c) => { c.attributes['backchannel.logout.url'] = ''; });
+    const { page, log, docs } = await freshPage(t);
+    await page.goto(gw.url('/app/'));
+    await waitForKeycloakForm(page);
+    await signIn(page, USERS.alice, gw.origin);
+    const token = jwtClaims(echoed(await docs.last().json(), 'x-auth-request-access-token')[0]);
+
+    await kc.admin('POST', `/users/${await kc.userId('alice')}/logout`);
+    const due = (token.iat + (token.exp - token.iat) / 2 + 1) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+    // Keycloak refuses the refresh (invalid_grant, "Session not active"): an API call gets
+    // 401 and the cookies are cleared...
+    const api = await pageFetch(page, '/app/api');
+    assert.equal(api.status, 401, `${api.body}${tail(gw)}`);
+    t.diagnostic(gw.log().split('\n').find((l) => l.includes('token endpoint refused')) ?? 'no refusal logged');
+    // ...and a page load logs in once more, at Keycloak's form (its session is gone too).
+    await page.goto(gw.url('/app/again?x=1'));
+    await waitForKeycloakForm(page);
+    assert.equal(authRequests(log).length, 2, 'one new trip to Keycloak, no loop');
+    await signIn(page, USERS.alice, gw.origin);
+    assert.equal(page.url(), gw.url('/app/again?x=1'));
+    assert.equal(docs.last().status(), 200, tail(gw));
+  });
 });
 
 describe('browser login at Keycloak, implicit flow (the SPA client)', () => {
