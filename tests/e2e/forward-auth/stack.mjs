@@ -200,11 +200,12 @@ export const PROXIES = {
 };
 
 /**
- * Provider, echo backend, gateway and the front proxy `name`. Returns
+ * Provider (started with `providerArgs`, e.g. ['--access-ttl', '6']), echo backend, gateway
+ * and the front proxy `name`. Returns
  * { op, echo, proxy: { origin, url(p), output() }, gateway: { output() }, stop() };
  * stop() stops whatever did start, and is safe to call twice.
  */
-export async function startForwardAuthStack(name) {
+export async function startForwardAuthStack(name, { providerArgs = [] } = {}) {
   const spec = PROXIES[name];
   if (!fs.existsSync(spec.binary)) {
     throw new Error(`${spec.binary} is missing: run tests/e2e/forward-auth/install.sh`);
@@ -216,7 +217,7 @@ export async function startForwardAuthStack(name) {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const op = await startProvider();
+    const op = await startProvider(providerArgs);
     stops.push(() => op.stop());
     const echo = await startEcho();
     stops.push(() => echo.stop());

@@ -230,4 +230,49 @@ export function forwardAuthSuite(name, { todo = {} } = {}) {
       assert.ok(names.includes('theme'), `the backend's own cookie is kept: ${names}`);
     });
   });
+
+  // Short tokens (6 s): the gateway renews them on a request once half their life is gone,
+  // and answers the renewed session in Set-Cookie of its 2xx. A proxy that drops it leaves
+  // the browser on the old cookie: every request refreshes again, and with rotating refresh
+  // tokens (as here) the next refresh is refused and the session ends.
+  describe(`forward-auth behind ${name}, renewed sessions`, () => {
+    let s;
+    let browser;
+    before(async () => {
+      s = await startForwardAuthStack(name, { providerArgs: ['--access-ttl', '6', '--rotate-refresh-tokens'] });
+      browser = await launchBrowser();
+    });
+    after(async () => {
+      await browser?.close().catch(() => {});
+      await s?.stop();
+    });
+
+    const title = 'a session the gateway renews reaches the browser through the proxy';
+    test(title, named(title), async (t) => {
+      const { context } = await newContext(browser);
+      t.after(() => context.close().catch(() => {}));
+      const page = await context.newPage();
+      await page.goto(s.proxy.url('/app/'));
+      await waitForLoginForm(page);
+      await submitLogin(page, USERS.alice, s.proxy.origin);
+      const session = async () => (await context.cookies(s.proxy.origin)).find((c) => c.name === '_portcullis')?.value;
+      const first = await session();
+      assert.ok(first, 'a session cookie after the login');
+      // Poll (a request every 250 ms, at most 15 s) until the browser holds another cookie.
+      const deadline = Date.now() + 15000;
+      let last;
+      while ((await session()) === first) {
+        assert.ok(Date.now() < deadline, `the browser never got a renewed session; last answer: ${JSON.stringify(last)}`);
+        last = await page.evaluate(async () => {
+          const r = await fetch('/app/ping', { headers: { accept: 'application/json' } });
+          return { status: r.status, body: (await r.text()).slice(0, 200) };
+        });
+        assert.equal(last.status, 200, `a request of the session was refused: ${last.body}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // The renewed session is the one the gateway now knows.
+      const after = await page.evaluate(async () => (await fetch('/_portcullis/userinfo')).json());
+      assert.equal(after.user, 'alice');
+    });
+  });
 }
