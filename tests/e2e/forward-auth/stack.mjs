@@ -202,7 +202,7 @@ export const PROXIES = {
 /**
  * Provider (started with `providerArgs`, e.g. ['--access-ttl', '6']), echo backend, gateway
  * and the front proxy `name`. Returns
- * { op, echo, proxy: { origin, url(p), output() }, gateway: { output() }, stop() };
+ * { op, echo, proxy: { origin, url(p), output() }, gateway: { output(), stop() }, stop() };
  * stop() stops whatever did start, and is safe to call twice.
  */
 export async function startForwardAuthStack(name, { providerArgs = [] } = {}) {
@@ -255,7 +255,7 @@ export async function startForwardAuthStack(name, { providerArgs = [] } = {}) {
       op,
       echo,
       proxy: { origin, url: (p = '/') => new URL(p, origin).href, output: () => child.output() },
-      gateway: { output: () => gw.output() },
+      gateway: { output: () => gw.output(), stop: () => stop(gw) },
       stop: stopAll,
     };
   } catch (e) {
