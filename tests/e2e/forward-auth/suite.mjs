@@ -214,6 +214,44 @@ export function forwardAuthSuite(name, { todo = {} } = {}) {
       assert.deepEqual(log.offLoopback, []);
     });
 
+    test('a user without the role gets 403 through the proxy, not a login loop', named('a user without the role gets 403 through the proxy, not a login loop'), async (t) => {
+      browser ??= await launchBrowser();
+      const { context, log } = await newContext(browser);
+      t.after(() => context.close().catch(() => {}));
+      const page = await context.newPage();
+      await page.goto(s.proxy.url('/app/'));
+      await waitForLoginForm(page);
+      await submitLogin(page, USERS.bob, s.proxy.origin);
+      assert.equal(page.url(), s.proxy.url('/app/'));
+      const again = await page.reload();
+      assert.equal(again.status(), 403, why(await again.text()));
+      const logins = log.requests.filter((r) => new URL(r.url).pathname === '/_portcullis/login');
+      assert.equal(logins.length, 1, `sent to log in ${logins.length} times`);
+    });
+
+    test('a logout through the proxy ends the session', named('a logout through the proxy ends the session'), async (t) => {
+      browser ??= await launchBrowser();
+      const { context, log } = await newContext(browser);
+      t.after(() => context.close().catch(() => {}));
+      const page = await context.newPage();
+      await page.goto(s.proxy.url('/app/'));
+      await waitForLoginForm(page);
+      await submitLogin(page, USERS.alice, s.proxy.origin);
+      const copy = (await context.cookies(s.proxy.origin)).find((c) => c.name === '_portcullis');
+      assert.ok(copy, 'a session cookie after the login');
+      // Out through the provider's end-session endpoint and back to the proxy.
+      await page.goto(s.proxy.url('/_portcullis/logout?rd=/public/bye'));
+      await page.waitForURL(s.proxy.url('/public/bye'));
+      const status = await page.evaluate(async () => (await fetch('/app/', { headers: { accept: 'application/json' } })).status);
+      assert.equal(status, 401, 'the session is over');
+      // A copy of the old cookie is worthless too.
+      const replay = await request(s.proxy.url('/app/'), {
+        headers: { accept: 'application/json', cookie: `${copy.name}=${copy.value}` },
+      });
+      assert.equal(replay.status, 401, `the old cookie still works: ${replay.body.slice(0, 200)}`);
+      assert.deepEqual(log.offLoopback, []);
+    });
+
     test('the session cookie never reaches the backend', named('the session cookie never reaches the backend'), async (t) => {
       browser ??= await launchBrowser();
       const { context } = await newContext(browser);
