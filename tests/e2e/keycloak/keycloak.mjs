@@ -84,11 +84,16 @@ const GATEWAY_CLIENTS = ['portcullis', 'minio-console'];
 const running = new Set();
 // Whatever way the test process ends, no Keycloak outlives it (its process group: kc.sh
 // and the JVM it starts).
-process.on('exit', () => {
+function killAll() {
   for (const child of running) {
     try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
   }
-});
+}
+process.on('exit', killAll);
+// A signal ends Node without 'exit': kill first, then die of the same signal.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => { killAll(); process.kill(process.pid, sig); });
+}
 
 function gone(child) {
   return child.exitCode !== null || child.signalCode !== null;
