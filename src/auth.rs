@@ -1,9 +1,9 @@
-//! Who is calling, and whether the route lets them in.
+//! Who is calling: the bearer credential of a request and its verification.
 //!
-//! `public` routes admit everyone. `bearer` (and the bearer half of `any`) verify
-//! `Authorization: Bearer` with [`verifier::Verifier`]; `login` (and `any` without a bearer
-//! token) take the browser session; then the route's rules apply. A browser page load
-//! without a session is sent to log in; anything else gets 401.
+//! `Authorization: Bearer` is read once per request ([`bearer`]) and verified with
+//! [`verifier::Verifier`] (JWTs against the issuers' keys, opaque tokens by introspection).
+//! Failures are this module's own [`AuthError`]; `proxy::respond` maps them to HTTP. Which
+//! credential a route takes and its rules are decided in `proxy::admission`.
 
 pub mod claims;
 pub mod error;
@@ -16,32 +16,32 @@ use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 
-use crate::config::AuthMode;
-use crate::policy::route::Route;
-use crate::policy::rules::{self, Denial};
-use crate::proxy::respond::Refusal;
-use error::TokenError;
+use error::{TokenError, Unavailable};
 use verifier::{Failure, Verified, Verifier};
 
-/// What authentication concluded for one request.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Let through without an identity: a public route, or an allowed CORS preflight.
-    Anonymous,
-    Authenticated(Arc<Verified>),
-    /// A browser page load without a session: send it to log in.
-    LoginRequired,
-    Refused(Refusal),
-}
-
 /// The bearer credential of a request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bearer<'a> {
     /// No `Authorization: Bearer` (Basic credentials and `?access_token=` count as none).
     Absent,
     Token(&'a str),
     /// Several `Authorization` headers, or a bearer value that is not a b64token.
     Malformed,
+}
+
+/// Why no caller came out of a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credential at all; `bearer_challenge` when the route takes bearer tokens, so the
+    /// answer carries `WWW-Authenticate: Bearer realm="portcullis"`.
+    #[error("authentication is required")]
+    Missing { bearer_challenge: bool },
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    #[error("the bearer token is too large")]
+    TokenTooLarge,
+    #[error("{0}")]
+    Unavailable(Unavailable),
 }
 
 /// Reads `Authorization: Bearer <token>`; the scheme is case-insensitive.
@@ -75,76 +75,22 @@ pub fn bearer(req: &RequestHeader) -> Bearer<'_> {
     }
 }
 
-/// Whether the request is a CORS preflight (`OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method`).
-fn is_cors_preflight(req: &RequestHeader) -> bool {
-    req.method == http::Method::OPTIONS
-        && req.headers.contains_key(http::header::ORIGIN)
-        && req
-            .headers
-            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-/// Verifies the bearer token of a request, within `max_token_bytes`.
+/// Verifies a bearer credential, within `max_token_bytes`.
 pub async fn verify_bearer(
     verifier: &Verifier,
-    req: &RequestHeader,
+    credential: Bearer<'_>,
     max_token_bytes: usize,
-) -> Result<Arc<Verified>, Refusal> {
-    match bearer(req) {
-        Bearer::Absent => Err(Refusal::MissingCredentials {
+) -> Result<Arc<Verified>, AuthError> {
+    match credential {
+        Bearer::Absent => Err(AuthError::Missing {
             bearer_challenge: true,
         }),
-        Bearer::Malformed => Err(Refusal::InvalidToken(TokenError::Malformed)),
-        Bearer::Token(t) if t.len() > max_token_bytes => Err(Refusal::TokenTooLarge),
+        Bearer::Malformed => Err(AuthError::InvalidToken(TokenError::Malformed)),
+        Bearer::Token(t) if t.len() > max_token_bytes => Err(AuthError::TokenTooLarge),
         Bearer::Token(t) => verifier.verify(t).await.map_err(|f| match f {
-            Failure::Invalid(e) => Refusal::InvalidToken(e),
-            Failure::Unavailable(u) => Refusal::Unavailable(u),
+            Failure::Invalid(e) => AuthError::InvalidToken(e),
+            Failure::Unavailable(u) => AuthError::Unavailable(u),
         }),
-    }
-}
-
-/// Decides a request on a route; `method` is the one the rules see (forward-auth passes
-/// `X-Forwarded-Method`), `session` the browser session the request carries, if any.
-pub async fn authenticate(
-    verifier: &Verifier,
-    route: &Route,
-    req: &RequestHeader,
-    method: &str,
-    max_token_bytes: usize,
-    session: Option<Arc<Verified>>,
-) -> Outcome {
-    let has_bearer = bearer(req) != Bearer::Absent;
-    match route.auth {
-        AuthMode::Public => return Outcome::Anonymous,
-        AuthMode::Login | AuthMode::Any if !(route.auth == AuthMode::Any && has_bearer) => {
-            return match session {
-                Some(v) => judge(route, method, v),
-                None if crate::session::browser::is_page_load(req) => Outcome::LoginRequired,
-                None => Outcome::Refused(Refusal::MissingCredentials {
-                    bearer_challenge: route.auth == AuthMode::Any,
-                }),
-            };
-        }
-        AuthMode::Login | AuthMode::Bearer | AuthMode::Any => {}
-    }
-    if route.cors_preflight && is_cors_preflight(req) && !has_bearer {
-        return Outcome::Anonymous;
-    }
-    match verify_bearer(verifier, req, max_token_bytes).await {
-        Ok(v) => judge(route, method, v),
-        Err(r) => Outcome::Refused(r),
-    }
-}
-
-/// Applies the route's rules to an authenticated caller.
-fn judge(route: &Route, method: &str, verified: Arc<Verified>) -> Outcome {
-    match rules::check(route, method, &verified.identity) {
-        Ok(()) => Outcome::Authenticated(verified),
-        Err(Denial::NotAllowed(kind)) => Outcome::Refused(Refusal::Forbidden(kind)),
-        Err(Denial::InsufficientScope(needed)) => {
-            Outcome::Refused(Refusal::InsufficientScope(needed))
-        }
     }
 }
 

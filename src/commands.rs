@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::auth::issuer::{error_chain, Issuer};
 use crate::auth::verifier::{http_client, system_clock, Failure, Verifier};
-use crate::config::{AuthMode, Config};
+use crate::config::Config;
 use crate::policy::rules::{self, Denial};
+use crate::policy::AuthMode;
 
 /// Fetches discovery, keys and introspection of every issuer and reports, issuer by
 /// issuer, what works and what the provider will refuse. `Ok` when all is well.

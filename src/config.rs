@@ -11,16 +11,18 @@ pub mod value;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 use url::Url;
 
-pub use file::{AuthMode, Introspection, LoginFlow, SameSite, Store};
+use file::AuthMode;
+pub use file::{Introspection, LoginFlow, SameSite, Store};
 
 use crate::policy::path;
-use crate::policy::route::{Allow, HostPattern, Route, RouteTable, ScopeRules, Upstream};
+use crate::policy::route::{
+    parse_upstream_ca, Allow, HostPattern, Route, RouteTable, ScopeRules, Upstream,
+};
 use crate::secret::Secret;
 
 /// A configuration that cannot be used. `Display` is the message a user sees.
@@ -679,9 +681,12 @@ impl Builder<'_> {
                         ));
                     }
                     let p = self.existing_file(file, &key("upstream_ca"))?;
-                    Some(Arc::new(
-                        read_pem_certs(&p).map_err(|e| self.here.at(at, key("upstream_ca"), e))?,
-                    ))
+                    let der =
+                        read_pem_certs(&p).map_err(|e| self.here.at(at, key("upstream_ca"), e))?;
+                    Some(parse_upstream_ca(&der).map_err(|e| {
+                        self.here
+                            .at(at, key("upstream_ca"), format!("`{}`: {e}", p.display()))
+                    })?)
                 }
             };
             let upstreams = urls.iter().map(|u| Upstream::new(u, ca.clone())).collect();
@@ -733,7 +738,7 @@ impl Builder<'_> {
                 host,
                 path,
                 upstreams,
-                r.auth,
+                r.auth.into(),
                 allow,
                 scopes,
                 r.cors_preflight.unwrap_or(false),

@@ -364,7 +364,7 @@ demo ready: {url}/"#,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthMode;
+    use crate::policy::AuthMode;
 
     fn addrs() -> Addresses {
         Addresses {

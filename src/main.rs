@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::config::{self, AuthMode};
+use portcullis::config;
+use portcullis::policy::AuthMode;
 use portcullis::telemetry::{self, LogFormat};
 
 #[derive(Parser)]

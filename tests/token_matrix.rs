@@ -367,11 +367,9 @@ async fn oversized_tokens_are_refused_before_any_work() {
     let big = format!("Bearer {}", "a".repeat(9000));
     let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
     req.insert_header("authorization", big).unwrap();
-    let r = portcullis::auth::verify_bearer(&s.verifier, &req, 8192).await;
-    assert_eq!(
-        r.unwrap_err(),
-        portcullis::proxy::respond::Refusal::TokenTooLarge
-    );
+    let credential = portcullis::auth::bearer(&req);
+    let r = portcullis::auth::verify_bearer(&s.verifier, credential, 8192).await;
+    assert_eq!(r.unwrap_err(), portcullis::auth::AuthError::TokenTooLarge);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -56,12 +56,24 @@ impl TokenError {
     }
 }
 
-/// Why a token could not be checked at all: the provider or an introspection endpoint is
-/// out of reach (503, the client may retry).
+/// Why a request could not be decided now: something the gateway depends on is out of reach.
+/// Always a 503 `temporarily_unavailable`; the client may retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Unavailable {
     #[error("the token issuer's keys are not loaded yet")]
     KeysNotLoaded,
     #[error("the introspection endpoint could not be reached")]
     Introspection,
+    /// A login cannot start (discovery not loaded), or a session's tokens expired while the
+    /// provider cannot renew them.
+    #[error("the identity provider cannot be reached right now: try again in a moment")]
+    Provider,
+    /// The token endpoint could not be reached to finish a login.
+    #[error(
+        "the identity provider could not be reached to finish the login: try again in a moment"
+    )]
+    ProviderAtCallback,
+    /// Sessions live in Redis, and it cannot be reached.
+    #[error("sessions cannot be read right now: try again in a moment")]
+    SessionStore,
 }

@@ -163,6 +163,17 @@ pub enum AuthMode {
     Public,
 }
 
+impl From<AuthMode> for crate::policy::AuthMode {
+    fn from(mode: AuthMode) -> Self {
+        match mode {
+            AuthMode::Login => Self::Login,
+            AuthMode::Bearer => Self::Bearer,
+            AuthMode::Any => Self::Any,
+            AuthMode::Public => Self::Public,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Allow {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::AuthMode;
+use super::AuthMode;
 
 /// A `host` pattern, lower-case: `app.example.com`, or `*.example.com` for any subdomain
 /// (not the apex).
@@ -111,8 +111,8 @@ pub struct Upstream {
     pub host: String,
     pub port: u16,
     pub tls: bool,
-    /// Trusted roots for this upstream (DER), when `upstream_ca` is set.
-    pub ca: Option<Arc<Vec<Vec<u8>>>>,
+    /// Trusted roots for this upstream, when `upstream_ca` is set: parsed once, at load.
+    pub ca: Option<Arc<UpstreamCa>>,
     /// Distinguishes trust settings in pingora's connection pool, whose reuse key ignores
     /// the CA: without it a connection verified for one route's CA would serve a route
     /// that trusts another.
@@ -123,8 +123,25 @@ pub struct Upstream {
 /// How long a resolved upstream name is used before it is looked up again.
 const RESOLVE_TTL: Duration = Duration::from_secs(30);
 
+/// The certificates of an `upstream_ca` file, as pingora verifies upstreams with them.
+pub type UpstreamCa = pingora::protocols::tls::CaType;
+
+/// Parses DER certificates once, at load; a certificate that is not X.509 is an error here
+/// rather than a panic on the first request to the upstream.
+pub fn parse_upstream_ca(der: &[Vec<u8>]) -> Result<Arc<UpstreamCa>, String> {
+    use pingora::utils::tls::{parse_x509, WrappedX509};
+    let mut certs = Vec::with_capacity(der.len());
+    for (i, cert) in der.iter().enumerate() {
+        // pingora's parser panics on what it cannot read.
+        let parsed = std::panic::catch_unwind(|| WrappedX509::new(cert.clone(), parse_x509))
+            .map_err(|_| format!("certificate {} is not an X.509 certificate", i + 1))?;
+        certs.push(parsed);
+    }
+    Ok(Arc::from(certs))
+}
+
 impl Upstream {
-    pub fn new(url: &url::Url, ca: Option<Arc<Vec<Vec<u8>>>>) -> Self {
+    pub fn new(url: &url::Url, ca: Option<Arc<UpstreamCa>>) -> Self {
         let tls = url.scheme() == "https";
         let host = url
             .host_str()
@@ -141,7 +158,11 @@ impl Upstream {
         let trust_key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            ca.as_deref().hash(&mut h);
+            if let Some(certs) = ca.as_deref() {
+                for c in certs {
+                    c.borrow_raw_cert().hash(&mut h);
+                }
+            }
             h.finish()
         };
         Upstream {

@@ -58,8 +58,8 @@ pub fn check(route: &Route, method: &str, who: &Identity) -> Result<(), Denial> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthMode;
     use crate::policy::route::{Allow, ScopeRules, Upstream};
+    use crate::policy::AuthMode;
     use std::collections::HashMap;
 
     fn route(allow: Allow, scopes: Option<ScopeRules>) -> Route {

@@ -8,7 +8,9 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use crate::auth::error::{TokenError, Unavailable};
+use crate::auth::AuthError;
 use crate::policy::path::PathError;
+use crate::policy::rules::Denial;
 use crate::session::login::LoginError;
 use crate::session::revocation::LogoutTokenError;
 
@@ -31,16 +33,16 @@ pub enum Refusal {
     Forbidden(&'static str),
     /// The scopes the method needs, or `None` when no `scopes` key covers the method.
     InsufficientScope(Option<Vec<String>>),
-    /// The token could not be checked now: keys not loaded, introspection unreachable.
+    /// Something the decision needs is out of reach: the one 503, with its reason.
     Unavailable(Unavailable),
     /// No upstream of the route could be reached.
     UpstreamUnreachable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// The proxy failed in another way; pingora's status code (500 for its own errors).
+    ProxyFailed(u16),
     /// A login callback that produced no session.
     LoginFailed(LoginError),
-    /// A login could not start: the provider's discovery is not loaded.
-    ProviderUnavailable,
-    /// Sessions live in Redis, and it cannot be reached.
-    SessionStoreUnavailable,
     /// A return target (`rd`) that is not a same-origin relative path.
     BadReturnTarget,
     /// A back-channel logout whose logout token is refused.
@@ -51,6 +53,42 @@ pub enum Refusal {
     MethodNotAllowed(&'static str),
 }
 
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Refusal {
+        match e {
+            AuthError::Missing { bearer_challenge } => {
+                Refusal::MissingCredentials { bearer_challenge }
+            }
+            AuthError::InvalidToken(t) => Refusal::InvalidToken(t),
+            AuthError::TokenTooLarge => Refusal::TokenTooLarge,
+            AuthError::Unavailable(u) => Refusal::Unavailable(u),
+        }
+    }
+}
+
+impl From<Denial> for Refusal {
+    fn from(d: Denial) -> Refusal {
+        match d {
+            Denial::NotAllowed(kind) => Refusal::Forbidden(kind),
+            Denial::InsufficientScope(needed) => Refusal::InsufficientScope(needed),
+        }
+    }
+}
+
+impl From<LoginError> for Refusal {
+    fn from(e: LoginError) -> Refusal {
+        match e {
+            LoginError::ProviderUnreachable => {
+                Refusal::Unavailable(Unavailable::ProviderAtCallback)
+            }
+            LoginError::UnknownState
+            | LoginError::ProviderError
+            | LoginError::BadIdToken
+            | LoginError::WrongFlow => Refusal::LoginFailed(e),
+        }
+    }
+}
+
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
@@ -58,17 +96,21 @@ impl Refusal {
             | Refusal::TokenTooLarge
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_) => 400,
+            Refusal::LoginFailed(
+                LoginError::UnknownState
+                | LoginError::ProviderError
+                | LoginError::BadIdToken
+                | LoginError::WrongFlow,
+            ) => 400,
             Refusal::MethodNotAllowed(_) => 405,
             Refusal::BodyTooLarge => 413,
-            Refusal::LoginFailed(LoginError::ProviderUnreachable)
-            | Refusal::ProviderUnavailable
-            | Refusal::SessionStoreUnavailable => 503,
-            Refusal::LoginFailed(_) => 400,
             Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
             Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => 403,
             Refusal::NoRoute | Refusal::NoEndpoint => 404,
             Refusal::UpstreamUnreachable => 502,
-            Refusal::Unavailable(_) => 503,
+            Refusal::UpstreamTimeout => 504,
+            Refusal::ProxyFailed(code) => *code,
+            Refusal::LoginFailed(LoginError::ProviderUnreachable) | Refusal::Unavailable(_) => 503,
         }
     }
 
@@ -81,8 +123,13 @@ impl Refusal {
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
             | Refusal::MethodNotAllowed(_) => "invalid_request",
-            Refusal::LoginFailed(_) => "login_failed",
-            Refusal::ProviderUnavailable | Refusal::SessionStoreUnavailable => {
+            Refusal::LoginFailed(
+                LoginError::UnknownState
+                | LoginError::ProviderError
+                | LoginError::BadIdToken
+                | LoginError::WrongFlow,
+            ) => "login_failed",
+            Refusal::LoginFailed(LoginError::ProviderUnreachable) | Refusal::Unavailable(_) => {
                 "temporarily_unavailable"
             }
             Refusal::NoRoute | Refusal::NoEndpoint => "not_found",
@@ -90,8 +137,9 @@ impl Refusal {
             Refusal::InvalidToken(_) => "invalid_token",
             Refusal::Forbidden(_) => "forbidden",
             Refusal::InsufficientScope(_) => "insufficient_scope",
-            Refusal::Unavailable(_) => "temporarily_unavailable",
             Refusal::UpstreamUnreachable => "bad_gateway",
+            Refusal::UpstreamTimeout => "gateway_timeout",
+            Refusal::ProxyFailed(_) => "server_error",
         }
     }
 
@@ -112,15 +160,10 @@ impl Refusal {
             }
             Refusal::Unavailable(u) => u.to_string(),
             Refusal::UpstreamUnreachable => "the backend could not be reached".to_owned(),
+            Refusal::UpstreamTimeout => "the backend did not answer in time".to_owned(),
+            Refusal::ProxyFailed(_) => "the gateway could not complete this request".to_owned(),
             Refusal::LoginFailed(e) => e.to_string(),
-            Refusal::ProviderUnavailable => {
-                "the identity provider cannot be reached right now: try again in a moment"
-                    .to_owned()
-            }
             Refusal::BadReturnTarget => "the return target must be a path on this site".to_owned(),
-            Refusal::SessionStoreUnavailable => {
-                "sessions cannot be read right now: try again in a moment".to_owned()
-            }
             Refusal::BadLogoutToken(e) => e.to_string(),
             Refusal::BodyTooLarge => "the request body is too large for this endpoint".to_owned(),
             Refusal::MethodNotAllowed(allowed) => format!("this endpoint takes {allowed} only"),
@@ -154,9 +197,9 @@ impl Refusal {
             | Refusal::NoEndpoint
             | Refusal::Unavailable(_)
             | Refusal::UpstreamUnreachable
+            | Refusal::UpstreamTimeout
+            | Refusal::ProxyFailed(_)
             | Refusal::LoginFailed(_)
-            | Refusal::ProviderUnavailable
-            | Refusal::SessionStoreUnavailable
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge

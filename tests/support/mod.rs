@@ -18,13 +18,43 @@ pub mod process;
 pub mod provider;
 pub mod servers;
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for outgoing connections (or for a bind to port 0) can be
+/// taken by anyone between this check and the server's bind — even by a client connecting
+/// to it while nothing listens: a TCP self-connect on loopback holds the port. A test that
+/// stops a server and starts it again on its port (the provider's outage tests) then fails
+/// to bind. Ports below the ephemeral range are never handed out that way; each test binary
+/// walks them from a start of its own, so concurrent binaries rarely probe the same ones.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.min(65_535));
+    if high <= low + 1_000 {
+        // An unusual range: fall back to the kernel's choice.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a loopback port")
+            .port();
+    }
+    let span = high - low;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = (low + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
 /// An echo upstream on a fresh loopback port.

@@ -1,0 +1,399 @@
+//! The gateway's own endpoints under `/_portcullis/`: forward-auth, userinfo, and the
+//! browser login's start, callback, logout and back-channel logout.
+
+use std::sync::Arc;
+
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::admission::{Admission, Target};
+use super::respond::{self, Refusal};
+use super::{Ctx, Gateway, Handled};
+use crate::auth::error::Unavailable;
+use crate::auth::verifier::Verified;
+use crate::auth::{self, Bearer};
+use crate::headers;
+use crate::policy::path;
+use crate::session::login::{request_cookies, LoginError, Tokens};
+use crate::session::revocation::Ended;
+use crate::session::target::return_target;
+
+/// The reserved path prefix of the gateway's own endpoints.
+pub const RESERVED_PREFIX: &str = "/_portcullis/";
+
+impl Gateway {
+    /// The gateway's own endpoints under `/_portcullis/`.
+    pub(super) async fn endpoint(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Handled> {
+        match ctx.path.as_str() {
+            "/_portcullis/auth" => self.forward_auth(session, ctx).await,
+            "/_portcullis/userinfo" => self.userinfo(session, ctx).await,
+            "/_portcullis/login" if self.sessions.is_some() => {
+                let rd = query_param(session.req_header(), "rd").unwrap_or_else(|| "/".to_owned());
+                match return_target(&rd) {
+                    Some(rd) => self.start_login(session, ctx, rd).await,
+                    None => self.refuse(session, ctx, Refusal::BadReturnTarget).await,
+                }
+            }
+            "/_portcullis/callback" if self.sessions.is_some() => self.callback(session, ctx).await,
+            "/_portcullis/logout" if self.sessions.is_some() => self.logout(session, ctx).await,
+            "/_portcullis/backchannel-logout" if self.sessions.is_some() => {
+                self.backchannel_logout(session, ctx).await
+            }
+            _ => self.refuse(session, ctx, Refusal::NoEndpoint).await,
+        }
+    }
+
+    /// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy: decides the
+    /// request described by `X-Forwarded-Method`, `-Host` and `-Uri`, never redirects.
+    async fn forward_auth(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let req = session.req_header();
+        let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+        let host = header("x-forwarded-host")
+            .map(str::to_owned)
+            .or_else(|| request_host(req));
+        let uri = header("x-forwarded-uri").unwrap_or("/");
+        let method = header("x-forwarded-method").unwrap_or(req.method.as_str());
+        let raw_path = uri.split('?').next().unwrap_or("/");
+        let path = match path::normalize(raw_path) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(session, ctx, Refusal::BadPath(e)).await,
+        };
+        let method = method.to_owned();
+        let target = Target {
+            host: host.as_deref(),
+            path: &path,
+            method: &method,
+        };
+        let mut identity = match self.admit(session.req_header(), target, ctx).await {
+            Admission::Admitted(None) => Vec::new(),
+            Admission::Admitted(Some(v)) => {
+                headers::identity_headers(&v.identity, &self.config.headers)
+            }
+            // Forward-auth decides; it never redirects.
+            Admission::LoginRequired => {
+                let refusal = Refusal::MissingCredentials {
+                    bearer_challenge: false,
+                };
+                return self.refuse(session, ctx, refusal).await;
+            }
+            Admission::Refused(r) => return self.refuse(session, ctx, r).await,
+        };
+        // A renewed session reaches the browser when the proxy in front passes these on
+        // (nginx: `auth_request_set`, Traefik: `authResponseHeaders`).
+        identity.extend(
+            ctx.set_cookies
+                .drain(..)
+                .map(|c| (http::header::SET_COOKIE, c)),
+        );
+        let route = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
+        let body = serde_json::json!({ "route": route });
+        respond::send_json(session, 200, &body, &identity).await?;
+        Ok(Handled::Responded)
+    }
+
+    /// The caller's identity as JSON: the bearer token's, else the browser session's.
+    async fn userinfo(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let req = session.req_header();
+        let credential = auth::bearer(req);
+        // The session is only opened (decrypted) when no bearer token was sent.
+        let found: Result<Arc<Verified>, Refusal> = match credential {
+            Bearer::Absent => match self.browser_session(req, ctx).await {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(Refusal::MissingCredentials {
+                    bearer_challenge: true,
+                }),
+                Err(u) => Err(Refusal::Unavailable(u)),
+            },
+            Bearer::Token(_) | Bearer::Malformed => {
+                let max = self.config.server.max_token_bytes;
+                auth::verify_bearer(&self.verifier, credential, max)
+                    .await
+                    .map_err(Refusal::from)
+            }
+        };
+        match found {
+            Ok(v) => {
+                let who = serde_json::to_value(&v.identity).unwrap_or_default();
+                let cookies: Vec<_> = ctx
+                    .set_cookies
+                    .drain(..)
+                    .map(|c| (http::header::SET_COOKIE, c))
+                    .collect();
+                respond::send_json(session, 200, &who, &cookies).await?;
+                Ok(Handled::Responded)
+            }
+            Err(r) => self.refuse(session, ctx, r).await,
+        }
+    }
+
+    /// Sends the browser to the provider to log in, then back to `target`.
+    pub(super) async fn start_login(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        target: &str,
+    ) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let Some(auth_endpoint) = provider
+            .discovery()
+            .and_then(|d| d.authorization_endpoint.clone())
+        else {
+            return self
+                .refuse(session, ctx, Refusal::Unavailable(Unavailable::Provider))
+                .await;
+        };
+        let (location, cookie) = sessions.start(&auth_endpoint, target, self.verifier.now());
+        ctx.refusal = Some("login_required");
+        let mut cookies = std::mem::take(&mut ctx.set_cookies);
+        cookies.push(cookie);
+        respond::send_redirect(session, &location, &cookies).await?;
+        Ok(Handled::Responded)
+    }
+
+    /// The redirect URI: checks the login attempt, completes it (the code exchanged, or the
+    /// implicit flow's `form_post` checked), starts a new session and returns the browser to
+    /// where it was going.
+    async fn callback(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let params = match session.req_header().method {
+            http::Method::GET => query_pairs(session.req_header()),
+            http::Method::POST => match read_body(session, MAX_FORM_BYTES).await? {
+                Some(body) => form_pairs(&body),
+                None => return self.refuse(session, ctx, Refusal::BodyTooLarge).await,
+            },
+            _ => {
+                let refusal = Refusal::MethodNotAllowed("GET, POST");
+                return self.refuse(session, ctx, refusal).await;
+            }
+        };
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let req = session.req_header();
+        let now = self.verifier.now();
+        let state = param("state").unwrap_or_default();
+        let (attempt, clear_attempt) = match sessions.attempt(&state, request_cookies(req), now) {
+            Ok(a) => a,
+            Err(e) => return self.refuse(session, ctx, e.into()).await,
+        };
+        if let Some(error) = param("error") {
+            // The provider's error code (access_denied, login_required …); logged as a code only.
+            let code: String = error
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            tracing::warn!(error = %code, "the provider answered the login with an error");
+            let refusal = Refusal::LoginFailed(LoginError::ProviderError);
+            return self.refuse(session, ctx, refusal).await;
+        }
+        let finished = if attempt.implicit {
+            let tokens = Tokens {
+                id_token: param("id_token"),
+                access_token: param("access_token"),
+                refresh_token: None,
+                expires_in: param("expires_in").and_then(|e| e.parse().ok()),
+            };
+            sessions
+                .finish_implicit(provider, &attempt, tokens, now)
+                .await
+        } else {
+            let Some(code) = param("code") else {
+                let refusal = Refusal::LoginFailed(LoginError::ProviderError);
+                return self.refuse(session, ctx, refusal).await;
+            };
+            let Some(token_endpoint) = provider.discovery().and_then(|d| d.token_endpoint.clone())
+            else {
+                return self
+                    .refuse(session, ctx, Refusal::Unavailable(Unavailable::Provider))
+                    .await;
+            };
+            sessions
+                .finish(&self.http, provider, &token_endpoint, &attempt, &code, now)
+                .await
+        };
+        match finished {
+            Ok(data) => {
+                let Ok(mut cookies) = sessions.save(&data, now).await else {
+                    let refusal = Refusal::Unavailable(Unavailable::SessionStore);
+                    return self.refuse(session, ctx, refusal).await;
+                };
+                cookies.push(clear_attempt);
+                tracing::info!(user = data.identity.user.as_deref().unwrap_or("-"), "login");
+                respond::send_redirect(session, &attempt.rd, &cookies).await?;
+                Ok(Handled::Responded)
+            }
+            Err(e) => self.refuse(session, ctx, e.into()).await,
+        }
+    }
+
+    /// OpenID Connect Back-Channel Logout: the provider posts a logout token; a verified one
+    /// ends every session of its `sid` (or `sub`) on this instance.
+    async fn backchannel_logout(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Handled> {
+        let (Some(sessions), Some(provider)) = (&self.sessions, self.verifier.issuers().first())
+        else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        if session.req_header().method != http::Method::POST {
+            return self
+                .refuse(session, ctx, Refusal::MethodNotAllowed("POST"))
+                .await;
+        }
+        let Some(body) = read_body(session, MAX_FORM_BYTES).await? else {
+            return self.refuse(session, ctx, Refusal::BodyTooLarge).await;
+        };
+        let token = form_pairs(&body)
+            .into_iter()
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let now = self.verifier.now();
+        match sessions
+            .revocations
+            .verify_logout_token(&token, provider, &sessions.client_id, now)
+            .await
+        {
+            Ok(ended) => {
+                if sessions.end_everywhere(&ended, now).await.is_err() {
+                    // The provider retries a logout that was not acknowledged.
+                    let refusal = Refusal::Unavailable(Unavailable::SessionStore);
+                    return self.refuse(session, ctx, refusal).await;
+                }
+                let by = match ended {
+                    Ended::Sid(_) => "sid",
+                    Ended::Sub(_) => "sub",
+                };
+                tracing::info!(by, "back-channel logout: sessions ended");
+                respond::send_json(session, 200, &serde_json::json!({}), &[]).await?;
+                Ok(Handled::Responded)
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "back-channel logout refused");
+                self.refuse(session, ctx, Refusal::BadLogoutToken(e)).await
+            }
+        }
+    }
+
+    /// Ends the session here and, when the provider has an end-session endpoint, there
+    /// (RP-initiated logout), then returns to `rd`.
+    async fn logout(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        let Some(sessions) = &self.sessions else {
+            return self.refuse(session, ctx, Refusal::NoEndpoint).await;
+        };
+        let req = session.req_header();
+        let rd = query_param(req, "rd").unwrap_or_else(|| "/".to_owned());
+        let Some(rd) = return_target(&rd).map(str::to_owned) else {
+            return self.refuse(session, ctx, Refusal::BadReturnTarget).await;
+        };
+        let now = self.verifier.now();
+        // A store that cannot be reached does not keep anyone logged in: the cookie is
+        // cleared whatever happens.
+        let current = sessions
+            .open(request_cookies(req), now)
+            .await
+            .ok()
+            .flatten();
+        let clear = match &current {
+            Some((data, _)) => sessions.discard(data, now).await,
+            None => sessions.clear(),
+        };
+        let end_session = self
+            .verifier
+            .issuers()
+            .first()
+            .and_then(|p| p.discovery())
+            .and_then(|d| d.end_session_endpoint.clone());
+        let location = match (end_session, current) {
+            (Some(mut url), Some((data, _))) => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(hint) = &data.id_token {
+                        q.append_pair("id_token_hint", hint);
+                    }
+                    q.append_pair("client_id", &sessions.client_id);
+                    q.append_pair(
+                        "post_logout_redirect_uri",
+                        &format!("{}{rd}", sessions.public_url),
+                    );
+                }
+                url.to_string()
+            }
+            _ => rd,
+        };
+        respond::send_redirect(session, &location, &clear).await?;
+        Ok(Handled::Responded)
+    }
+
+    pub(super) async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        refusal: Refusal,
+    ) -> pingora::Result<Handled> {
+        ctx.refusal = Some(refusal.reason());
+        tracing::debug!(reason = refusal.reason(), description = %refusal.description(), "refused");
+        respond::send_with_cookies(session, &refusal, &ctx.set_cookies).await?;
+        Ok(Handled::Responded)
+    }
+}
+
+/// The most a form posted to the gateway (`form_post` callback, logout token) may carry.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The first value of a query parameter, percent-decoded.
+fn query_param(req: &RequestHeader, name: &str) -> Option<String> {
+    let q = req.uri.query()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Every query parameter, percent-decoded.
+fn query_pairs(req: &RequestHeader) -> Vec<(String, String)> {
+    form_pairs(req.uri.query().unwrap_or_default().as_bytes())
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The request body, or `None` when it is longer than `limit` bytes.
+async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The `Host` of a request: the header, or the authority of an absolute-form target.
+pub(super) fn request_host(req: &RequestHeader) -> Option<String> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+}
