@@ -1,19 +1,22 @@
 # `make test` installs what the tests need (idempotently) and runs every test.
 #   apt:  cmake (pingora builds zlib-ng with it)
 #   npm:  tests/e2e (oidc-provider, playwright-core), pinned by package-lock.json
-#   pip:  tests/e2e/dot/.venv (django-oauth-toolkit), pinned by requirements.txt
+#   pip:  tests/e2e/dot/.venv (django-oauth-toolkit) and deploy/examples/django/.venv (the
+#         Django example), each pinned by its requirements.txt
+#   maven: Keycloak's server distribution (tests/e2e/keycloak/install.sh: pinned, checksum
+#         verified, cached in tests/e2e/keycloak/.cache/)
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := cmake chromium redis-server
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
-.PHONY: test deps apt npm pip rust-test e2e-test bench check fmt clippy clean-e2e
+.PHONY: test deps apt npm pip keycloak rust-test e2e-test bench check fmt clippy clean-e2e
 
 test: deps
 	tests/run.sh
 
-deps: apt npm pip
+deps: apt npm pip keycloak
 
 # Installs only what is missing, so a second run asks no registry.
 apt:
@@ -31,14 +34,18 @@ tests/e2e/node_modules/.stamp: tests/e2e/package.json tests/e2e/package-lock.jso
 
 pip:
 	bash tests/e2e/dot/setup.sh
+	bash deploy/examples/django/setup.sh
+
+keycloak:
+	bash tests/e2e/keycloak/install.sh
 
 # One suite at a time (names as in tests/run.sh).
 rust-test:
 	tests/run.sh cargo
 
-e2e-test: npm pip
+e2e-test: npm pip keycloak
 	cargo build --release --locked
-	tests/run.sh provider browser dot
+	tests/run.sh provider browser dot keycloak django-unit django
 
 bench:
 	cargo build --release --locked

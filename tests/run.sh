@@ -21,6 +21,9 @@ SUITES=(
   "provider|300|node|cd tests/e2e && node --test --test-reporter=tap provider/"
   "browser|600|node|cd tests/e2e && node --test --test-reporter=tap browser/"
   "dot|300|unittest|tests/e2e/dot/.venv/bin/python -m unittest discover -s tests/e2e/dot -p 'test_*.py'"
+  "keycloak|1200|node|cd tests/e2e && node --test --test-reporter=tap --test-concurrency=1 keycloak/"
+  "django-unit|120|unittest|cd deploy/examples/django && DJANGO_SECRET_KEY=test-only-not-a-secret-0123456789abcdef .venv/bin/python manage.py test"
+  "django|900|node|cd tests/e2e && node --test --test-reporter=tap django/"
 )
 
 wanted=("$@")
