@@ -861,3 +861,99 @@ async fn a_login_that_cannot_start_without_discovery_gets_a_503_page_not_a_broke
         "an API call without a session is still a plain 401"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_original_url_still_completes_the_login_and_lands_on_it() {
+    // SPAs such as Kibana keep their state in query strings of several KB: the login
+    // attempt then needs several cookies, and every one of them must reach the browser.
+    let p = Provider::start().await;
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    let state: String = (0..7_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let start = gw.url(&format!("/app/discover?_a={state}&x=1"));
+    let done = b.log_in(&start, "alice", "alice-password").await;
+    assert_eq!(done.status, 302, "{}\n{}", done.body, gw.log());
+    assert_eq!(done.location.as_deref(), Some(start.as_str()));
+    let page = b.open(&start).await;
+    assert_eq!(page.status, 200, "{}", gw.log());
+    // The attempt's cookies were all cleared on the callback.
+    let jar = &b.jar[&Browser::origin(&gw.url("/"))];
+    assert!(
+        jar.keys().all(|k| !k.contains("_state_")),
+        "attempt cookies left behind: {:?}",
+        jar.keys().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_original_url_too_long_to_return_to_gets_414_not_a_crash() {
+    let p = Provider::start().await;
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    for len in [9_000, 50_000] {
+        let long: String = "q".repeat(len);
+        let page = b.open(&gw.url(&format!("/app/x?{long}"))).await;
+        // 414 from the gateway, or 431 where the request line is over what pingora reads;
+        // never a dropped connection (a panicking worker answers nothing).
+        assert!(
+            matches!(page.status, 414 | 431),
+            "{len}: {} {}",
+            page.status,
+            page.body
+        );
+        assert!(page.location.is_none());
+    }
+    // And the gateway still answers.
+    assert_eq!(b.open(&gw.url("/app/x")).await.status, 302);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_xhr_that_accepts_html_gets_a_json_401_never_an_html_page() {
+    let p = Provider::start().await;
+    let (gw, _) = gateway(&p).await;
+    let mut b = Browser::new();
+    for headers in [
+        [
+            ("X-Requested-With", "XMLHttpRequest"),
+            ("Accept", "text/html"),
+        ],
+        [("Sec-Fetch-Mode", "cors"), ("Accept", "text/html,*/*")],
+    ] {
+        let mut req = b.http.get(gw.url("/app/api/list"));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let a = b.send(req, &gw.url("/")).await;
+        assert_eq!(a.status, 401, "{headers:?}");
+        let v: serde_json::Value = serde_json::from_str(&a.body)
+            .unwrap_or_else(|e| panic!("{headers:?}: not JSON ({e}): {}", a.body));
+        assert_eq!(v["error"], "unauthorized");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_auth_without_the_forwarded_method_or_uri_decides_nothing() {
+    // Without X-Forwarded-Method the decision would be for the subrequest's own GET, and
+    // without X-Forwarded-Uri for `/`: a DELETE could pass as a GET.
+    let p = Provider::start().await;
+    let (gw, _) = gateway(&p).await;
+    for headers in [
+        vec![("X-Forwarded-Uri", "/app/x")],
+        vec![("X-Forwarded-Method", "GET")],
+        vec![],
+    ] {
+        let r = support::get(gw.addr, "/_portcullis/auth", &headers).await;
+        assert_eq!(r.status, 400, "{headers:?}: {}", r.body);
+        assert!(r.body.contains("X-Forwarded-"), "{}", r.body);
+    }
+    // With both, it decides: no session on a login route.
+    let r = support::get(
+        gw.addr,
+        "/_portcullis/auth",
+        &[("X-Forwarded-Uri", "/app/x"), ("X-Forwarded-Method", "GET")],
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}

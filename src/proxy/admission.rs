@@ -64,7 +64,7 @@ impl Gateway {
             }
             (AuthMode::Login | AuthMode::Any, _) => match self.browser_session(req, ctx).await {
                 Ok(Some(verified)) => Ok(verified),
-                Ok(None) if is_page_load(req) => return Admission::LoginRequired,
+                Ok(None) if is_page_load(target.method, req) => return Admission::LoginRequired,
                 Ok(None) => Err(AuthError::Missing {
                     bearer_challenge: route.auth == AuthMode::Any,
                 }),
@@ -90,7 +90,7 @@ impl Gateway {
         let provider = self.verifier.issuers().first();
         let now = self.verifier.now();
         match sessions
-            .resume(request_cookies(req), &self.http, provider, now)
+            .resume(&request_cookies(req), &self.http, provider, now)
             .await
         {
             Resumed::None => Ok(None),

@@ -15,6 +15,7 @@ use crate::auth::{self, Bearer};
 use crate::headers;
 use crate::policy::path;
 use crate::session::login::{request_cookies, LoginError, Tokens};
+
 use crate::session::revocation::Ended;
 use crate::session::target::return_target;
 
@@ -55,8 +56,16 @@ impl Gateway {
         let host = header("x-forwarded-host")
             .map(str::to_owned)
             .or_else(|| request_host(req));
-        let uri = header("x-forwarded-uri").unwrap_or("/");
-        let method = header("x-forwarded-method").unwrap_or(req.method.as_str());
+        // Without them the decision would be for `/` and for the subrequest's own method
+        // (always GET behind nginx): a DELETE would pass as a GET.
+        let Some(uri) = header("x-forwarded-uri") else {
+            let refusal = Refusal::MissingForwardedHeader("X-Forwarded-Uri");
+            return self.refuse(session, ctx, refusal).await;
+        };
+        let Some(method) = header("x-forwarded-method") else {
+            let refusal = Refusal::MissingForwardedHeader("X-Forwarded-Method");
+            return self.refuse(session, ctx, refusal).await;
+        };
         let raw_path = uri.split('?').next().unwrap_or("/");
         let path = match path::normalize(raw_path) {
             Ok(p) => p,
@@ -149,10 +158,14 @@ impl Gateway {
                 .refuse(session, ctx, Refusal::Unavailable(Unavailable::Provider))
                 .await;
         };
-        let (location, cookie) = sessions.start(&auth_endpoint, target, self.verifier.now());
+        let (location, attempt_cookies) =
+            match sessions.start(&auth_endpoint, target, self.verifier.now()) {
+                Ok(started) => started,
+                Err(e) => return self.refuse(session, ctx, e.into()).await,
+            };
         ctx.refusal = Some("login_required");
         let mut cookies = std::mem::take(&mut ctx.set_cookies);
-        cookies.push(cookie);
+        cookies.extend(attempt_cookies);
         respond::send_redirect(session, &location, &cookies).await?;
         Ok(Handled::Responded)
     }
@@ -182,10 +195,11 @@ impl Gateway {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let req = session.req_header();
+        let owned = owned_cookies(session.req_header());
+        let request_cookies = pairs(&owned);
         let now = self.verifier.now();
         let state = param("state").unwrap_or_default();
-        let (attempt, clear_attempt) = match sessions.attempt(&state, request_cookies(req), now) {
+        let (attempt, clear_attempt) = match sessions.attempt(&state, &request_cookies, now) {
             Ok(a) => a,
             Err(e) => return self.refuse(session, ctx, e.into()).await,
         };
@@ -227,11 +241,11 @@ impl Gateway {
         };
         match finished {
             Ok(data) => {
-                let Ok(mut cookies) = sessions.save(&data, now).await else {
+                let Ok(mut cookies) = sessions.save(&data, now, &request_cookies).await else {
                     let refusal = Refusal::Unavailable(Unavailable::SessionStore);
                     return self.refuse(session, ctx, refusal).await;
                 };
-                cookies.push(clear_attempt);
+                cookies.extend(clear_attempt);
                 tracing::info!(user = data.identity.user.as_deref().unwrap_or("-"), "login");
                 respond::send_redirect(session, &attempt.rd, &cookies).await?;
                 Ok(Handled::Responded)
@@ -305,14 +319,12 @@ impl Gateway {
         let now = self.verifier.now();
         // A store that cannot be reached does not keep anyone logged in: the cookie is
         // cleared whatever happens.
-        let current = sessions
-            .open(request_cookies(req), now)
-            .await
-            .ok()
-            .flatten();
+        let owned = owned_cookies(req);
+        let request_cookies = pairs(&owned);
+        let current = sessions.open(&request_cookies, now).await.ok().flatten();
         let clear = match &current {
-            Some((data, _)) => sessions.discard(data, now).await,
-            None => sessions.clear(),
+            Some((data, _)) => sessions.discard(data, now, &request_cookies).await,
+            None => sessions.clear(&request_cookies),
         };
         let end_session = self
             .verifier
@@ -396,4 +408,20 @@ pub(super) fn request_host(req: &RequestHeader) -> Option<String> {
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| req.uri.authority().map(|a| a.to_string()))
+}
+
+/// The request's cookies, owned: for endpoints that answer (borrowing the session mutably)
+/// after reading them.
+fn owned_cookies(req: &RequestHeader) -> Vec<(String, String)> {
+    request_cookies(req)
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
 }

@@ -51,6 +51,8 @@ pub enum Refusal {
     BodyTooLarge,
     /// An endpoint that takes another method.
     MethodNotAllowed(&'static str),
+    /// A forward-auth request without the header that names what it decides.
+    MissingForwardedHeader(&'static str),
 }
 
 impl From<AuthError> for Refusal {
@@ -84,7 +86,8 @@ impl From<LoginError> for Refusal {
             LoginError::UnknownState
             | LoginError::ProviderError
             | LoginError::BadIdToken
-            | LoginError::WrongFlow => Refusal::LoginFailed(e),
+            | LoginError::WrongFlow
+            | LoginError::TargetTooLong => Refusal::LoginFailed(e),
         }
     }
 }
@@ -95,13 +98,15 @@ impl Refusal {
             Refusal::BadPath(_)
             | Refusal::TokenTooLarge
             | Refusal::BadReturnTarget
-            | Refusal::BadLogoutToken(_) => 400,
+            | Refusal::BadLogoutToken(_)
+            | Refusal::MissingForwardedHeader(_) => 400,
             Refusal::LoginFailed(
                 LoginError::UnknownState
                 | LoginError::ProviderError
                 | LoginError::BadIdToken
                 | LoginError::WrongFlow,
             ) => 400,
+            Refusal::LoginFailed(LoginError::TargetTooLong) => 414,
             Refusal::MethodNotAllowed(_) => 405,
             Refusal::BodyTooLarge => 413,
             Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
@@ -122,13 +127,15 @@ impl Refusal {
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
-            | Refusal::MethodNotAllowed(_) => "invalid_request",
+            | Refusal::MethodNotAllowed(_)
+            | Refusal::MissingForwardedHeader(_) => "invalid_request",
             Refusal::LoginFailed(
                 LoginError::UnknownState
                 | LoginError::ProviderError
                 | LoginError::BadIdToken
                 | LoginError::WrongFlow,
             ) => "login_failed",
+            Refusal::LoginFailed(LoginError::TargetTooLong) => "invalid_request",
             Refusal::LoginFailed(LoginError::ProviderUnreachable) | Refusal::Unavailable(_) => {
                 "temporarily_unavailable"
             }
@@ -167,6 +174,9 @@ impl Refusal {
             Refusal::BadLogoutToken(e) => e.to_string(),
             Refusal::BodyTooLarge => "the request body is too large for this endpoint".to_owned(),
             Refusal::MethodNotAllowed(allowed) => format!("this endpoint takes {allowed} only"),
+            Refusal::MissingForwardedHeader(name) => format!(
+                "forward-auth needs {name}: the proxy in front must set X-Forwarded-Method, -Host and -Uri"
+            ),
         }
     }
 
@@ -203,14 +213,25 @@ impl Refusal {
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
-            | Refusal::MethodNotAllowed(_) => None,
+            | Refusal::MethodNotAllowed(_)
+            | Refusal::MissingForwardedHeader(_) => None,
         }
     }
 }
 
-/// Whether the client prefers an HTML page to JSON.
+/// Whether the client prefers an HTML page to JSON, by its `Accept` alone.
 pub fn wants_html(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("text/html"))
+}
+
+/// Whether a refusal is answered as an HTML page (SPEC §5): only a browser navigation that
+/// asks for HTML gets one; an XHR or fetch gets JSON whatever its `Accept` says.
+pub fn answers_html(req: &pingora::http::RequestHeader) -> bool {
+    let accept = req
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    wants_html(accept) && crate::session::browser::is_navigation(req)
 }
 
 /// The response head and body for a refusal.
@@ -256,13 +277,7 @@ pub async fn send_with_cookies(
     refusal: &Refusal,
     cookies: &[String],
 ) -> pingora::Result<()> {
-    let html = wants_html(
-        session
-            .req_header()
-            .headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let html = answers_html(session.req_header());
     let (mut head, body) = render(refusal, html);
     if let Refusal::MethodNotAllowed(allowed) = refusal {
         let _ = head.insert_header(http::header::ALLOW, *allowed);

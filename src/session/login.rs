@@ -17,6 +17,7 @@ use super::codec::Codec;
 use super::refresh::RefreshGate;
 use super::revocation::Revocations;
 use super::store::RedisStore;
+use super::target::MAX_TARGET_BYTES;
 use crate::auth::claims;
 use crate::auth::issuer::{error_chain, Issuer};
 use crate::auth::jwt;
@@ -113,6 +114,9 @@ pub enum LoginError {
     BadIdToken,
     #[error("the provider's answer does not fit this login's flow")]
     WrongFlow,
+    /// The URL to return to is longer than a login keeps (414).
+    #[error("the address is too long to return to after a login")]
+    TargetTooLong,
 }
 
 /// Why a session's tokens were not renewed.
@@ -277,8 +281,17 @@ impl Sessions {
         self.set_cookie(name, "", Some(Duration::ZERO))
     }
 
-    /// Starts a login: the provider URL to redirect to, and the attempt's cookie.
-    pub fn start(&self, authorization_endpoint: &url::Url, rd: &str, now: u64) -> (String, String) {
+    /// Starts a login: the provider URL to redirect to, and the attempt's cookies (one, or
+    /// chunks for a long return target). `rd` is at most [`MAX_TARGET_BYTES`] long.
+    pub fn start(
+        &self,
+        authorization_endpoint: &url::Url,
+        rd: &str,
+        now: u64,
+    ) -> Result<(String, Vec<String>), LoginError> {
+        if rd.len() > MAX_TARGET_BYTES {
+            return Err(LoginError::TargetTooLong);
+        }
         let attempt = Attempt {
             state: random_token(),
             nonce: random_token(),
@@ -309,28 +322,41 @@ impl Sessions {
             }
         }
         let codec = self.state_codec(&attempt.state);
+        // A target of MAX_TARGET_BYTES seals into a few chunks, far from the most a codec
+        // writes; should that ever change, the login is refused rather than half-sent.
         let sealed = codec
             .seal(&attempt)
-            .expect("a login attempt fits one cookie");
-        let (name, value) = &sealed[0];
-        (url.to_string(), self.attempt_cookie(name, value))
+            .map_err(|_| LoginError::TargetTooLong)?;
+        let cookies = sealed
+            .iter()
+            .map(|(name, value)| self.attempt_cookie(name, value))
+            .collect();
+        Ok((url.to_string(), cookies))
     }
 
-    /// Opens the attempt a callback's `state` names; returns it and the cookie to clear.
-    pub fn attempt<'a>(
+    /// Opens the attempt a callback's `state` names; returns it and the cookies to clear
+    /// (each of the attempt's cookies the request carried).
+    pub fn attempt(
         &self,
         state: &str,
-        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cookies: &[(&str, &str)],
         now: u64,
-    ) -> Result<(Attempt, String), LoginError> {
+    ) -> Result<(Attempt, Vec<String>), LoginError> {
         let codec = self.state_codec(state);
-        let attempt: Attempt = codec.open(cookies).ok_or(LoginError::UnknownState)?;
+        let attempt: Attempt = codec
+            .open(cookies.iter().copied())
+            .ok_or(LoginError::UnknownState)?;
         let same = subtle::ConstantTimeEq::ct_eq(attempt.state.as_bytes(), state.as_bytes());
         if !bool::from(same) || attempt.exp <= now {
             return Err(LoginError::UnknownState);
         }
-        let name = codec.all_names().next().expect("the codec has a name");
-        Ok((attempt, self.clear_cookie(&name)))
+        let names: Vec<String> = codec.all_names().collect();
+        let clear = cookies
+            .iter()
+            .filter(|(n, _)| names.iter().any(|m| m == n))
+            .map(|(n, _)| self.clear_cookie(n))
+            .collect();
+        Ok((attempt, clear))
     }
 
     /// Exchanges the code, verifies the ID token and builds the session.
@@ -607,7 +633,15 @@ impl Sessions {
 
     /// The `Set-Cookie` values that carry `value` until `exp` (clearing chunks it does not
     /// use): the session itself, or its handle when it lives in Redis.
-    pub(super) fn cookies_for<T: Serialize>(&self, value: &T, exp: u64, now: u64) -> Vec<String> {
+    /// `Set-Cookie` values that carry `value` until `exp`, and clear any other session cookie
+    /// (an old chunk) the request carried. `cookies` are the request's.
+    pub(super) fn cookies_for<T: Serialize>(
+        &self,
+        value: &T,
+        exp: u64,
+        now: u64,
+        cookies: &[(&str, &str)],
+    ) -> Vec<String> {
         let max_age = Duration::from_secs(exp.saturating_sub(now));
         let sealed = match self.codec.seal(value) {
             Ok(s) => s,
@@ -621,21 +655,35 @@ impl Sessions {
             .iter()
             .map(|(n, v)| self.set_cookie(n, v, Some(max_age)))
             .collect();
-        out.extend(
-            self.codec
-                .all_names()
-                .filter(|n| !used.contains(&n.as_str()))
-                .map(|n| self.clear_cookie(&n)),
-        );
+        let mut stale: Vec<&str> = self
+            .carried(cookies)
+            .filter(|n| !used.contains(n))
+            .collect();
+        stale.sort_unstable();
+        stale.dedup();
+        out.extend(stale.into_iter().map(|n| self.clear_cookie(n)));
         out
     }
 
-    /// `Set-Cookie` values that end the session.
-    pub fn clear(&self) -> Vec<String> {
-        self.codec
-            .all_names()
-            .map(|n| self.clear_cookie(&n))
-            .collect()
+    /// The names of the session cookies (the cookie and its chunks) that `cookies` carry.
+    fn carried<'c>(&'c self, cookies: &'c [(&'c str, &'c str)]) -> impl Iterator<Item = &'c str> {
+        let base = self.config.cookie.as_str();
+        cookies.iter().map(|(n, _)| *n).filter(move |n| {
+            *n == base
+                || n.strip_prefix(base)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| (1..=super::codec::MAX_CHUNKS).contains(&i))
+        })
+    }
+
+    /// `Set-Cookie` values that end the session: one for each session cookie the request
+    /// carried (`cookies`), not one for every name a session could use.
+    pub fn clear(&self, cookies: &[(&str, &str)]) -> Vec<String> {
+        let mut names: Vec<&str> = self.carried(cookies).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| self.clear_cookie(n)).collect()
     }
 
     /// The caller a session stands for (`None` when it was ended).

@@ -78,9 +78,9 @@ pub enum Resumed {
 
 impl Sessions {
     /// Takes up the session that `cookies` carry, renewing its tokens when due.
-    pub async fn resume<'a>(
+    pub async fn resume(
         &self,
-        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cookies: &[(&str, &str)],
         http: &reqwest::Client,
         provider: Option<&Arc<Issuer>>,
         now: u64,
@@ -112,7 +112,7 @@ impl Sessions {
                 tracing::debug!(session = %short(&renewed.id), "session tokens renewed");
                 // With Redis the handle in the cookie stays as it is.
                 let set_cookies = match &self.redis {
-                    None => self.cookies_for(&*renewed, renewed.exp, now),
+                    None => self.cookies_for(&*renewed, renewed.exp, now, cookies),
                     Some(_) => Vec::new(),
                 };
                 match self.verified(&renewed) {
@@ -121,7 +121,7 @@ impl Sessions {
                         set_cookies,
                     },
                     None => Resumed::Ended {
-                        clear: self.clear(),
+                        clear: self.clear(cookies),
                     },
                 }
             }
@@ -131,7 +131,7 @@ impl Sessions {
                     "the provider refused to renew the session: it is over"
                 );
                 Resumed::Ended {
-                    clear: self.clear(),
+                    clear: self.clear(cookies),
                 }
             }
             Err(RefreshError::Unreachable) => self.keep_or_unavailable(&data, verified, now),

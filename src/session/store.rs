@@ -191,35 +191,37 @@ impl RedisStore {
 
 impl super::login::Sessions {
     /// Saves a session: the `Set-Cookie` values that carry it (or its handle).
+    /// `cookies` are the request's: an old session's cookies it carried are cleared.
     pub async fn save(
         &self,
         data: &SessionData,
         now: u64,
+        cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, StoreUnavailable> {
         match &self.redis {
-            None => Ok(self.cookies_for(data, data.exp, now)),
+            None => Ok(self.cookies_for(data, data.exp, now, cookies)),
             Some(redis) => {
                 redis.put(data, now).await?;
                 let handle = Handle {
                     id: data.id.clone(),
                 };
-                Ok(self.cookies_for(&handle, data.exp, now))
+                Ok(self.cookies_for(&handle, data.exp, now, cookies))
             }
         }
     }
 
     /// The session a request carries, if it opens, has not expired and was not ended.
-    pub async fn open<'a>(
+    pub async fn open(
         &self,
-        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cookies: &[(&str, &str)],
         now: u64,
     ) -> Result<
         Option<(SessionData, std::sync::Arc<crate::auth::verifier::Verified>)>,
         StoreUnavailable,
     > {
         let data = match &self.redis {
-            None => self.codec.open::<SessionData>(cookies),
-            Some(redis) => match self.codec.open::<Handle>(cookies) {
+            None => self.codec.open::<SessionData>(cookies.iter().copied()),
+            Some(redis) => match self.codec.open::<Handle>(cookies.iter().copied()) {
                 Some(handle) => redis.get(&handle.id).await?,
                 None => None,
             },
@@ -231,13 +233,18 @@ impl super::login::Sessions {
 
     /// Ends one session (a logout here): the `Set-Cookie` values that clear it. A copy of
     /// the cookie is worthless afterwards — on this instance, and with Redis on all.
-    pub async fn discard(&self, data: &SessionData, now: u64) -> Vec<String> {
+    pub async fn discard(
+        &self,
+        data: &SessionData,
+        now: u64,
+        cookies: &[(&str, &str)],
+    ) -> Vec<String> {
         self.revocations.end_session(&data.id, now);
         if let Some(redis) = &self.redis {
             // Unreachable: the local mark still holds here, and the entry expires.
             let _ = redis.delete(&data.id).await;
         }
-        self.clear()
+        self.clear(cookies)
     }
 
     /// Ends every session a back-channel logout names: on this instance, and with Redis on

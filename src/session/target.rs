@@ -3,8 +3,9 @@
 //! Browsers read `//host`, `/\host`, `/%09/host` and friends as another origin, and
 //! `javascript:` or `data:` as code: every such target is refused rather than repaired.
 
-/// The longest return target kept, in bytes.
-pub const MAX_TARGET_BYTES: usize = 2048;
+/// The longest return target kept, in bytes: path and query of the URL a login started
+/// from, or `rd`. SPAs (Kibana, Grafana) keep their state in query strings of several KB.
+pub const MAX_TARGET_BYTES: usize = 8192;
 
 /// `Some(target)` when `rd` is a same-origin relative path (path and query), else `None`.
 pub fn return_target(rd: &str) -> Option<&str> {
