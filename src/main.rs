@@ -222,11 +222,11 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
         let upstreams: Vec<&str> = r.upstreams.iter().map(|u| &*u.url).collect();
         let host = r.host.as_ref().map_or("*".to_owned(), |h| format!("{h:?}"));
         println!(
-            "  route {:?}: host {host}, path {} -> {} (auth {:?})",
+            "  route {:?}: host {host}, path {} -> {} (auth {})",
             r.name,
             r.path,
             upstreams.join(", "),
-            r.auth
+            r.auth.as_str()
         );
     }
     if online {
@@ -288,7 +288,7 @@ fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>
         route.path,
         upstreams.join(", ")
     );
-    println!("auth:     {:?}", route.auth);
+    println!("auth:     {}", route.auth.as_str());
     if let Some(scopes) = &route.scopes {
         match scopes.required(method) {
             Some(s) => println!("scopes:   {method} needs {}", s.join(" ")),
@@ -296,7 +296,10 @@ fn explain(path: &std::path::Path, method: &str, url: &str, bearer: Option<&str>
         }
     }
     if !route.allow.is_empty() {
-        println!("allow:    {:?}", route.allow);
+        println!(
+            "allow:    {}",
+            portcullis::commands::allow_toml(&route.allow)
+        );
     }
     match (route.auth, bearer) {
         (AuthMode::Public, _) => println!("decision: allow: the route is public"),

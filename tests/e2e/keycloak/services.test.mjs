@@ -125,7 +125,7 @@ describe('client-credentials tokens from Keycloak', () => {
   });
 
   test('explain --bearer names the token\'s aud and how to add the audience mapper in Keycloak',
-    { todo: 'needs gateway change' }, async (t) => {
+    async (t) => {
       const gw = await gateway(t);
       const token = await tokenOf('no-audience-service', 'orders:read');
       const { stdout } = await portcullis(['explain', '-c', path.join(gw.dir, 'gateway.toml'),
