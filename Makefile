@@ -3,6 +3,7 @@
 #   npm:  tests/e2e (oidc-provider, playwright-core), pinned by package-lock.json
 #   pip:  tests/e2e/dot/.venv (django-oauth-toolkit) and deploy/examples/django/.venv (the
 #         Django example), each pinned by its requirements.txt
+#   forward-auth: nginx from apt, Caddy/Traefik/Envoy from PyPI (tests/e2e/forward-auth)
 #   maven: Keycloak's server distribution (tests/e2e/keycloak/install.sh: pinned, checksum
 #         verified, cached in tests/e2e/keycloak/.cache/)
 
@@ -11,12 +12,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := cmake chromium redis-server
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
-.PHONY: test deps apt npm pip keycloak rust-test e2e-test bench check fmt clippy clean-e2e
+.PHONY: test deps apt npm pip keycloak proxies rust-test e2e-test bench check fmt clippy clean-e2e
 
 test: deps
 	tests/run.sh
 
-deps: apt npm pip keycloak
+deps: apt npm pip keycloak proxies
 
 # Installs only what is missing, so a second run asks no registry.
 apt:
@@ -39,13 +40,18 @@ pip:
 keycloak:
 	bash tests/e2e/keycloak/install.sh
 
+# The front proxies of the forward-auth recipes: nginx (+ njs) from apt; Caddy, Traefik and
+# Envoy from PyPI into tests/e2e/forward-auth/.venv.
+proxies:
+	bash tests/e2e/forward-auth/install.sh
+
 # One suite at a time (names as in tests/run.sh).
 rust-test:
 	tests/run.sh cargo
 
-e2e-test: npm pip keycloak
+e2e-test: npm pip keycloak proxies
 	cargo build --release --locked
-	tests/run.sh provider browser dot keycloak django-unit django
+	tests/run.sh provider browser dot keycloak django-unit django forward-auth
 
 bench:
 	cargo build --release --locked
