@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod echo;
 pub mod headers;

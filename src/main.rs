@@ -49,6 +49,7 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
+    #[cfg(feature = "demo")]
     /// The gateway with a built-in development provider and an echo backend, all on
     /// loopback. Not for production: the provider's users have fixed passwords.
     Demo {
@@ -132,6 +133,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             provider,
@@ -346,6 +348,7 @@ fn echo(listen: SocketAddr, format: LogFormat) -> ExitCode {
     })
 }
 
+#[cfg(feature = "demo")]
 fn demo(addrs: portcullis::demo::Addresses, format: LogFormat) -> ExitCode {
     if let Err(e) = addrs.check() {
         eprintln!("portcullis: {e}");

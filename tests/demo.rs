@@ -3,6 +3,8 @@
 //! before it is followed). The provider's protocol rules are also checked on their own,
 //! in-process, with a gateway client secret the test knows.
 
+#![cfg(feature = "demo")]
+
 mod support;
 
 use std::collections::HashMap;
