@@ -6,6 +6,7 @@
 # Idempotent: the venv at tests/e2e/dot/.venv is rebuilt from scratch only when it is
 # missing, broken, or when requirements.txt / the base interpreter changed (a sha256
 # stamp inside the venv records what it was built from). Otherwise it does nothing.
+# The work is ../venv.sh's (shared with the other Python venvs of the tests).
 #
 # Needs python3 (>= 3.10) with the venv module and network access to PyPI. On a Debian
 # system python (not this machine's pyenv one) `python3 -m venv` needs the Debian
@@ -13,45 +14,5 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
-req="$here/requirements.txt"
-stamp="$venv/.portcullis-requirements.sha256"
-python="${PYTHON:-python3}"
-
-die() { echo "dot/setup.sh: $*" >&2; exit 1; }
-
-command -v "$python" >/dev/null 2>&1 || die "'$python' not found (set PYTHON=...)"
-[ -f "$req" ] || die "missing $req"
-
-# One setup at a time (parallel test runs share the venv).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$here/.setup.lock"
-    flock 9
-fi
-
-py_id="$("$python" -c 'import sys; print(sys.version); print(sys.base_prefix)')" \
-    || die "'$python' does not run"
-want="$( { cat "$req"; echo "$py_id"; } | sha256sum | cut -d' ' -f1)"
-
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-    && "$venv/bin/python" -c 'import django, oauth2_provider, waitress' >/dev/null 2>&1; then
-    exit 0
-fi
-
-rm -rf "$venv"
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! "$python" -m venv "$venv" >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -rf "$venv"
-    die "'$python -m venv' failed (on Debian's system python: apt-get install python3-venv)"
-fi
-if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        -r "$req" >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -rf "$venv"
-    die "pip install -r requirements.txt failed"
-fi
-"$venv/bin/python" -c 'import django, oauth2_provider, waitress' \
-    || { rm -rf "$venv"; die "installed venv cannot import django/oauth2_provider/waitress"; }
-echo "$want" >"$stamp"
+exec bash "$here/../venv.sh" --name dot/setup.sh "$here/.venv" "$here/requirements.txt" \
+    "$here/.venv/bin/python" -c 'import django, oauth2_provider, waitress'

@@ -10,14 +10,12 @@
 # must not start the packaged service (port 80 on every address): while apt runs, a
 # policy-rc.d that forbids starting services is put in place unless one already exists.
 # The venv is rebuilt only when it is missing, broken, or requirements.txt / the Python
-# interpreter changed (a sha256 stamp inside it records what it was built from).
+# interpreter changed (a sha256 stamp inside it records what it was built from): ../venv.sh.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 req="$here/requirements.txt"
-stamp="$venv/.portcullis-requirements.sha256"
-python="${PYTHON:-python3}"
 apt_packages=(nginx libnginx-mod-http-js chromium)
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 
@@ -55,26 +53,13 @@ fi
     || die "the njs module is missing: /usr/lib/nginx/modules/ngx_http_js_module.so"
 
 # ---------------------------------------------------------------- pip
-command -v "$python" >/dev/null 2>&1 || die "'$python' not found (set PYTHON=...)"
-py_id="$("$python" -c 'import sys; print(sys.version); print(sys.base_prefix)')"
-want="$( { cat "$req"; echo "$py_id"; } | sha256sum | cut -d' ' -f1)"
-binaries_run() {
-    "$venv/bin/caddy" version >/dev/null 2>&1 \
-        && "$venv/bin/traefik" version >/dev/null 2>&1 \
-        && "$venv/bin/envoy" --version >/dev/null 2>&1
-}
-if ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && binaries_run; }; then
+# ../venv.sh does the venv (shared with the other Python venvs of the tests); --check asks
+# first, so that a build is said and counted.
+venv_sh=(bash "$here/../venv.sh" --name forward-auth/install.sh)
+venv_args=("$venv" "$req" bash -c '"$1/caddy" version && "$1/traefik" version && "$1/envoy" --version' - "$venv/bin")
+if ! "${venv_sh[@]}" --check "${venv_args[@]}"; then
     say "pip: installing $(grep -v '^#' "$req" | xargs) into $venv"
-    rm -rf "$venv"
-    log="$(mktemp)"
-    if ! { "$python" -m venv "$venv" && "$venv/bin/python" -m pip install --quiet \
-            --disable-pip-version-check --no-input -r "$req"; } >"$log" 2>&1; then
-        cat "$log" >&2; rm -f "$log"; rm -rf "$venv"
-        die "creating the venv failed (on Debian's system python: apt-get install python3-venv)"
-    fi
-    rm -f "$log"
-    binaries_run || { rm -rf "$venv"; die "the installed proxies do not run"; }
-    echo "$want" >"$stamp"
+    "${venv_sh[@]}" "${venv_args[@]}"
     installed=1
 fi
 
