@@ -58,7 +58,8 @@ function track(child) {
   return child;
 }
 
-function stop(child, graceMs = 2000) {
+/** Stops `child`: SIGTERM, SIGKILL after `graceMs`; resolves once it is gone. */
+export function stopChild(child, graceMs = 2000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -109,6 +110,33 @@ function waitForOutput(child, out, re, what, timeoutMs = 15000) {
 }
 
 /**
+ * Spawns `cmd` (stdin closed) and keeps what it writes: `child.output()` is its stdout and
+ * stderr so far (the last `keep` characters). The child is killed when this process exits;
+ * a failed spawn shows as an exit (`child.spawnError`), not a crash.
+ */
+export function spawnKept(cmd, args, { keep = Infinity, ...opts } = {}) {
+  const child = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts }));
+  let out = '';
+  const add = (d) => { out += d; if (out.length > keep) out = out.slice(-keep); };
+  child.stdout.on('data', add);
+  child.stderr.on('data', add);
+  child.on('error', (e) => add(`spawn failed: ${e.message}\n`));
+  child.output = () => out;
+  return child;
+}
+
+/**
+ * Spawns `cmd` with spawnKept and waits until its output holds a line matching `ready`
+ * (ANSI colours ignored); fails early, with the output, if it exits. Returns
+ * { child, match }.
+ */
+export async function spawnUntil(cmd, args, { ready, what = cmd, timeoutMs = 15000, ...opts }) {
+  const child = spawnKept(cmd, args, opts);
+  const match = await waitForOutput(child, child.output, ready, what, timeoutMs);
+  return { child, match };
+}
+
+/**
  * The real provider. `args` e.g. ['--access-ttl', '6', '--rotate-refresh-tokens'].
  * Returns { issuer, origin, port, stderr(), stop() }.
  */
@@ -127,22 +155,19 @@ export async function startProvider(args = []) {
     port: ready.port,
     origin: new URL(ready.issuer).origin,
     stderr: () => stderr,
-    stop: () => stop(child),
+    stop: () => stopChild(child),
   };
 }
 
 /** `portcullis echo` on a fresh port. Returns { url, stop() }. */
 export async function startEcho() {
   checkBinary();
-  const child = track(spawn(BINARY, ['echo', '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { child, match } = await spawnUntil(BINARY, ['echo', '--listen', '127.0.0.1:0'], {
     env: { ...process.env, PORTCULLIS_LOG: 'info' },
-  }));
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  const m = await waitForOutput(child, () => out, /listening.*?(127\.0\.0\.1:\d+)/, 'echo backend');
-  return { url: `http://${m[1]}`, stop: () => stop(child) };
+    ready: /listening.*?(127\.0\.0\.1:\d+)/,
+    what: 'echo backend',
+  });
+  return { url: `http://${match[1]}`, stop: () => stopChild(child) };
 }
 
 /**
@@ -156,7 +181,7 @@ export async function startEcho() {
  *   routes           TOML of [[routes]] ({echo} is replaced by the echo backend's URL);
  *                    default: the ROUTES below
  *
- * Returns { url, origin, admin, dir, config, log(), stop() }.
+ * Returns { url, origin, admin, dir, file, config, log(), stop() } (startGatewayFromConfig's).
  */
 export const ROUTES = `
 [[routes]]
@@ -173,6 +198,22 @@ upstream = "{echo}"
 auth = "public"
 `;
 
+/**
+ * The [server] and [admin] sections of a test gateway on 127.0.0.1:`port` (its public_url)
+ * and 127.0.0.1:`adminPort`, ending in a blank line.
+ */
+export function serverSections(port, adminPort) {
+  return `[server]
+listen = ["127.0.0.1:${port}"]
+public_url = "http://127.0.0.1:${port}"
+threads = 2
+shutdown_grace = "1s"
+
+[admin]
+listen = "127.0.0.1:${adminPort}"
+`;
+}
+
 export async function startGateway({
   issuer, echo, provider = '', session = '', extra = '', routes = ROUTES,
 }) {
@@ -180,15 +221,7 @@ export async function startGateway({
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-browser-'));
   const [port, adminPort] = [await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${port}`;
-  const config = `[server]
-listen = ["127.0.0.1:${port}"]
-public_url = "${origin}"
-threads = 2
-shutdown_grace = "1s"
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-
+  const config = `${serverSections(port, adminPort)}
 [provider]
 issuer = "${issuer}"
 client_id = "portcullis"
@@ -202,18 +235,43 @@ ${session}
 ${extra}
 ${routes.replaceAll('{echo}', echo)}
 `;
+  return startGatewayFromConfig({ config, dir, admin: `http://127.0.0.1:${adminPort}`, origin });
+}
+
+/**
+ * The gateway run on the whole configuration `config` (written as `dir`/gateway.toml, its
+ * log beside it; `dir` defaults to a fresh temporary folder); waits until `admin`/readyz
+ * answers 200, and fails with the log (and the config) if the gateway exits first.
+ *
+ *   admin       the admin listener's URL, e.g. http://127.0.0.1:9901
+ *   origin      where the gateway is reached, for url() (default: its public_url)
+ *   env         more environment (PORTCULLIS_LOG defaults to $PORTCULLIS_LOG or info)
+ *   keepDir     stop() leaves `dir` in place (default: stop() removes it)
+ *   timeoutMs   how long it may take to get ready (default 20 s)
+ *
+ * Returns { url(), origin, admin, dir, file, config, log(), stop() }.
+ */
+export async function startGatewayFromConfig({
+  config, dir, admin, origin, env = {}, keepDir = false, timeoutMs = 20000,
+}) {
+  checkBinary();
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-gw-'));
+  origin ??= config.match(/^public_url\s*=\s*"([^"]*)"/m)?.[1].replace(/\/$/, '');
   const file = path.join(dir, 'gateway.toml');
   fs.writeFileSync(file, config);
   const logFile = path.join(dir, 'gateway.log');
   const logFd = fs.openSync(logFile, 'w');
   const child = track(spawn(BINARY, ['-c', file], {
     stdio: ['ignore', logFd, logFd],
-    env: { ...process.env, PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'info', NO_COLOR: '1' },
+    env: { ...process.env, PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'info', NO_COLOR: '1', ...env },
   }));
   fs.closeSync(logFd);
   const log = () => stripAnsi(fs.readFileSync(logFile, 'utf8'));
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + 20000;
+  const stop = async () => {
+    await stopChild(child);
+    if (!keepDir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.spawnError) {
       throw new Error(`gateway exited ${child.exitCode ?? child.spawnError}:\n${log()}\n--- config ---\n${config}`);
@@ -223,7 +281,7 @@ ${routes.replaceAll('{echo}', echo)}
       if (r.status === 200) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
-      await stop(child);
+      await stopChild(child);
       throw new Error(`gateway never ready:\n${log()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -233,9 +291,10 @@ ${routes.replaceAll('{echo}', echo)}
     origin,
     admin,
     dir,
+    file,
     config,
     log,
-    stop: async () => { await stop(child); fs.rmSync(dir, { recursive: true, force: true }); },
+    stop,
   };
 }
 

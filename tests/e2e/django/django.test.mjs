@@ -11,7 +11,6 @@
 // shop runs on its own temporary SQLite database and is stopped at the end, even on failure.
 // DJANGO_E2E_KEEP=1 keeps that directory (database, gateway.toml, both logs) and names it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -19,7 +18,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  BINARY, CLIENT_SECRET, USERS, documents, freePort, launchBrowser, newContext, startProvider,
+  CLIENT_SECRET, USERS, documents, freePort, launchBrowser, newContext, spawnKept, spawnUntil,
+  startGatewayFromConfig, startProvider, stopChild,
 } from '../browser/harness.mjs';
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -51,57 +51,17 @@ const EXPECTED = REALMS[PROVIDER];
 
 // ------------------------------------------------------------ processes
 
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-  }
-});
-
-/** Spawns a child whose output is kept; `out()` is stdout + stderr so far. */
-function run(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  child.on('error', (e) => { out += `\nspawn error: ${e.message}`; });
-  child.out = () => out;
-  return child;
-}
-
-function stop(child, graceMs = 3000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
-
-/** Resolves with the match once `child`'s output matches `re`; bounded, fails on exit. */
-async function waitFor(child, re, what, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = child.out().match(re);
-    if (m) return m;
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}):\n${child.out()}`);
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: nothing matching ${re} after ${timeoutMs} ms:\n${child.out()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+// Children are spawned, kept track of and stopped by harness.mjs (spawnKept, spawnUntil,
+// stopChild): none outlives this process.
 
 /** Runs a command to its end (bounded); resolves to its output, rejects on failure. */
 async function runToEnd(cmd, args, opts, what, timeoutMs = 60000) {
-  const child = run(cmd, args, opts);
+  const child = spawnKept(cmd, args, opts);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await new Promise((resolve) => child.once('close', (c, s) => resolve(c ?? s)));
   clearTimeout(timer);
-  if (code !== 0) throw new Error(`${what} failed (${code}):\n${child.out()}`);
-  return child.out();
+  if (code !== 0) throw new Error(`${what} failed (${code}):\n${child.output()}`);
+  return child.output();
 }
 
 // ------------------------------------------------------------ the shop
@@ -178,31 +138,20 @@ async function startOp(origin) {
   return startProvider();
 }
 
-async function startGateway({ port, adminPort, issuer, upstream }) {
-  if (!fs.existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`cargo build --release --locked\``);
-  const file = path.join(tmp, 'gateway.toml');
-  fs.writeFileSync(file, exampleConfig({ port, adminPort, issuer, upstream }));
-  const child = run(BINARY, ['-c', file], {
+function startGateway({ port, adminPort, issuer, upstream }) {
+  return startGatewayFromConfig({
+    config: exampleConfig({ port, adminPort, issuer, upstream }),
+    dir: tmp,
+    keepDir: true,
+    admin: `http://127.0.0.1:${adminPort}`,
+    origin: `http://127.0.0.1:${port}`,
     env: {
-      ...process.env,
       PORTCULLIS_CLIENT_SECRET: CLIENT_SECRET,
       PORTCULLIS_SESSION_SECRET: crypto.randomBytes(32).toString('base64url'),
       PORTCULLIS_LOG: 'info',
-      NO_COLOR: '1',
     },
+    timeoutMs: 30000,
   });
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}:\n${child.out()}`);
-    try {
-      if ((await fetch(`${admin}/readyz`)).status === 200) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`gateway not ready after 30 s:\n${child.out()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const origin = `http://127.0.0.1:${port}`;
-  return { origin, url: (p) => new URL(p, origin).href, log: () => child.out(), stop: () => stop(child) };
 }
 
 before(async () => {
@@ -218,10 +167,16 @@ before(async () => {
   const [provider] = await Promise.all([startOp(origin), django(SEED)]);
   op = provider;
   if (op.version) console.error(`Keycloak ${op.version} started in ${op.startedMs} ms`);
-  const child = run(PYTHON, ['serve.py', '--listen', '127.0.0.1:0', '--threads', '4', '--access-log'],
-    { cwd: EXAMPLE, env: { ...process.env, ...djangoEnv } });
-  const ready = JSON.parse((await waitFor(child, /^READY (\{.*\})$/m, 'the shop (serve.py)', 20000))[1]);
-  shop = { url: ready.url, child, log: () => child.out() };
+  const { child, match } = await spawnUntil(PYTHON,
+    ['serve.py', '--listen', '127.0.0.1:0', '--threads', '4', '--access-log'], {
+      cwd: EXAMPLE,
+      env: { ...process.env, ...djangoEnv },
+      ready: /^READY (\{.*\})$/m,
+      what: 'the shop (serve.py)',
+      timeoutMs: 20000,
+    });
+  const ready = JSON.parse(match[1]);
+  shop = { url: ready.url, child, log: () => child.output() };
   gw = await startGateway({ port, adminPort, issuer: op.issuer, upstream: shop.url });
   browser = await launchBrowser();
 });
@@ -229,11 +184,11 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   await gw?.stop();
-  await stop(shop?.child);
+  await stopChild(shop?.child, 3000);
   await op?.stop().catch(() => {});
   if (process.env.DJANGO_E2E_KEEP) {
-    // For a look afterwards: the logs beside the database and the gateway's config.
-    if (gw) fs.writeFileSync(path.join(tmp, 'gateway.log'), gw.log());
+    // For a look afterwards: the logs beside the database and the gateway's config (the
+    // gateway writes its gateway.log there itself).
     if (shop) fs.writeFileSync(path.join(tmp, 'shop.log'), shop.log());
     console.error(`kept ${tmp}`);
   } else {

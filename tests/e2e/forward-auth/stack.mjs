@@ -3,14 +3,14 @@
 // real front proxy run on its recipe file from deploy/forward-auth/<proxy>/ — the very files
 // an operator copies, with only the loopback ports, the issuer and the secrets swapped for
 // the ones of this run. Everything listens on 127.0.0.1.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  BINARY, CLIENT_SECRET, SESSION_SECRET, freePort, startEcho, startProvider,
+  CLIENT_SECRET, SESSION_SECRET, freePort, spawnKept, startEcho, startGatewayFromConfig,
+  startProvider, stopChild,
 } from '../browser/harness.mjs';
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -30,35 +30,9 @@ const START_TIMEOUT_MS = 20000;
 
 // ------------------------------------------------------------ processes
 
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try { child.kill('SIGKILL'); } catch { /* gone */ }
-  }
-});
-
-/** Spawns `cmd`, keeping its stdout and stderr (tail) for error messages. */
-function run(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  children.add(child);
-  let out = '';
-  const keep = (d) => { out = (out + d).slice(-20000); };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('error', (e) => { child.spawnError = e; keep(`spawn failed: ${e.message}\n`); });
-  child.once('exit', () => children.delete(child));
-  child.output = () => out;
-  return child;
-}
-
-function stop(child, graceMs = 3000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
+/** Spawns `cmd` (harness.mjs' spawnKept), keeping the tail of its output for error messages. */
+const run = (cmd, args, opts = {}) => spawnKept(cmd, args, { keep: 20000, ...opts });
+const stop = (child) => stopChild(child, 3000);
 
 /**
  * Polls `ready()` every 100 ms until it is true; fails at once, with the child's output,
@@ -146,20 +120,16 @@ function renderRecipe(recipe, dir, ports) {
   }
 }
 
-async function startGateway(dir, ports) {
-  const file = path.join(dir, 'gateway.toml');
-  fs.writeFileSync(file, localize(fs.readFileSync(path.join(RECIPES, 'gateway.toml'), 'utf8'), ports));
-  const child = run(BINARY, ['-c', file], {
-    env: {
-      ...process.env,
-      PORTCULLIS_CLIENT_SECRET: CLIENT_SECRET,
-      PORTCULLIS_SESSION_SECRET: SESSION_SECRET,
-      PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'info',
-      NO_COLOR: '1',
-    },
+function startGateway(dir, ports) {
+  return startGatewayFromConfig({
+    config: localize(fs.readFileSync(path.join(RECIPES, 'gateway.toml'), 'utf8'), ports),
+    dir,
+    keepDir: true,
+    admin: `http://127.0.0.1:${ports.admin}`,
+    origin: `http://127.0.0.1:${ports.gateway}`,
+    env: { PORTCULLIS_CLIENT_SECRET: CLIENT_SECRET, PORTCULLIS_SESSION_SECRET: SESSION_SECRET },
+    timeoutMs: START_TIMEOUT_MS,
   });
-  await waitReady(child, 'gateway', async () => (await request(`http://127.0.0.1:${ports.admin}/readyz`)).status === 200);
-  return child;
 }
 
 /** How to run each front proxy on its rendered recipe in `dir`. */
@@ -244,7 +214,7 @@ export async function startForwardAuthStack(name, { providerArgs = [] } = {}) {
       }
     }
     const gw = await startGateway(dir, ports);
-    stops.push(() => stop(gw));
+    stops.push(() => gw.stop());
     const origin = `http://127.0.0.1:${ports.proxy}`;
     // Ready when a public page comes back from the backend through proxy and gateway.
     await waitReady(child, name, async () => {
@@ -255,7 +225,7 @@ export async function startForwardAuthStack(name, { providerArgs = [] } = {}) {
       op,
       echo,
       proxy: { origin, url: (p = '/') => new URL(p, origin).href, output: () => child.output() },
-      gateway: { output: () => gw.output(), stop: () => stop(gw) },
+      gateway: { output: () => gw.log().slice(-20000), stop: () => gw.stop() },
       stop: stopAll,
     };
   } catch (e) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
-  documents, echoed, jwtClaims, launchBrowser, newContext, startEcho, startGateway,
+  ROUTES, documents, echoed, jwtClaims, launchBrowser, newContext, startEcho, startGateway,
 } from '../browser/harness.mjs';
 import { USERS, startKeycloak } from './keycloak.mjs';
 import { startGatewayWith, tail } from './support.mjs';
@@ -28,21 +28,6 @@ after(async () => {
   await echo?.stop();
   await kc?.stop();
 });
-
-const ROUTES = `
-[[routes]]
-name = "app"
-path = "/app/"
-upstream = "{echo}"
-auth = "login"
-allow = { roles = ["minio-user"] }
-
-[[routes]]
-name = "pub"
-path = "/pub/"
-upstream = "{echo}"
-auth = "public"
-`;
 
 /** A gateway for client `portcullis`, registered in Keycloak; stopped after the test. */
 async function gateway(t, { session = '', extra = '' } = {}) {

@@ -1,11 +1,13 @@
 // Helpers of the real-Keycloak suite beside ../browser/harness.mjs: the gateway's metrics,
 // its command line (check, explain), and a gateway started from a whole configuration (for
-// what startGateway cannot write, such as another client_id).
+// what startGateway cannot write, such as another client_id; harness.mjs runs it).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BINARY, freePort } from '../browser/harness.mjs';
+import {
+  BINARY, freePort, serverSections, startGatewayFromConfig,
+} from '../browser/harness.mjs';
 
 /** The admin listener's /metrics text of gateway `gw`. */
 export async function metricsOf(gw) {
@@ -45,68 +47,30 @@ export function portcullis(args, { timeoutMs = 30000, env = {} } = {}) {
   });
 }
 
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-kc-'));
+
 /** Writes `text` as a gateway.toml in a fresh temporary directory; returns its path. */
 export function configFile(text) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-kc-'));
+  const dir = tempDir();
   const file = path.join(dir, 'gateway.toml');
   fs.writeFileSync(file, text);
   return file;
 }
 
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-});
-
 /**
  * The gateway with the configuration `body(origin)` returns (everything but [server] and
- * [admin], which are generated); waits for admin /readyz. Returns the same shape as
- * harness.mjs' startGateway: { url(), origin, admin, config, log(), stop() }.
+ * [admin], which are generated); waits for admin /readyz. Returns harness.mjs'
+ * startGatewayFromConfig's { url(), origin, admin, dir, file, config, log(), stop() }.
  */
 export async function startGatewayWith(body, { port } = {}) {
-  if (!fs.existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`cargo build --release --locked\``);
   const [p, adminPort] = [port ?? await freePort(), await freePort()];
   const origin = `http://127.0.0.1:${p}`;
-  const admin = `http://127.0.0.1:${adminPort}`;
-  const config = `[server]
-listen = ["127.0.0.1:${p}"]
-public_url = "${origin}"
-threads = 2
-shutdown_grace = "1s"
-
-[admin]
-listen = "127.0.0.1:${adminPort}"
-
+  const config = `${serverSections(p, adminPort)}
 ${body(origin)}
 `;
-  const file = configFile(config);
-  const logFile = path.join(path.dirname(file), 'gateway.log');
-  const fd = fs.openSync(logFile, 'w');
-  const child = spawn(BINARY, ['-c', file], {
-    stdio: ['ignore', fd, fd],
-    env: { ...process.env, PORTCULLIS_LOG: process.env.PORTCULLIS_LOG ?? 'info', NO_COLOR: '1' },
+  return startGatewayFromConfig({
+    config, dir: tempDir(), admin: `http://127.0.0.1:${adminPort}`, origin,
   });
-  fs.closeSync(fd);
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  const log = () => fs.readFileSync(logFile, 'utf8');
-  const stop = () => new Promise((resolve) => {
-    const done = () => { fs.rmSync(path.dirname(file), { recursive: true, force: true }); resolve(); };
-    if (child.exitCode !== null || child.signalCode !== null) { done(); return; }
-    const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-    child.once('exit', () => { clearTimeout(t); done(); });
-    child.kill('SIGTERM');
-  });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}:\n${log()}\n--- config ---\n${config}`);
-    try {
-      if ((await fetch(`${admin}/readyz`)).status === 200) break;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) { await stop(); throw new Error(`gateway never ready:\n${log()}`); }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url: (q = '/') => new URL(q, origin).href, origin, admin, config, file, log, stop };
 }
 
 /** The tail of a gateway's log, for assertion messages. */
