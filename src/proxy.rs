@@ -37,13 +37,40 @@ pub struct Gateway {
     http: reqwest::Client,
     cookies: OwnCookies,
     scheme: &'static str,
+    in_flight: InFlight,
+}
+
+/// How many requests are being served: a shutdown waits for them, and no longer.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+/// One request being served; it is done when its context is dropped, however it ended.
+struct InFlightGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Gateway {
+    /// `in_flight` counts the requests being served, for the shutdown.
     pub fn new(
         config: Arc<Config>,
         verifier: Arc<Verifier>,
         http: reqwest::Client,
+        in_flight: InFlight,
     ) -> anyhow::Result<Self> {
         let sessions = match (&config.session, &config.provider) {
             (Some(s), Some(p)) => Some(
@@ -77,6 +104,7 @@ impl Gateway {
             http,
             cookies,
             scheme,
+            in_flight,
         })
     }
 }
@@ -95,6 +123,7 @@ pub struct Ctx {
     caller: Option<Arc<Verified>>,
     /// `Set-Cookie` values for the answer: a session renewed or ended on the way.
     set_cookies: Vec<String>,
+    _in_flight: InFlightGuard,
 }
 
 /// Whether a filter answered the request itself or lets it go on to the backend.
@@ -123,6 +152,7 @@ impl ProxyHttp for Gateway {
             refusal: None,
             caller: None,
             set_cookies: Vec::new(),
+            _in_flight: self.in_flight.enter(),
         }
     }
 

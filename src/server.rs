@@ -9,7 +9,7 @@ use pingora::services::listening::Service;
 use crate::admin::{Admin, Readiness};
 use crate::auth::verifier::{http_client, system_clock, Verifier};
 use crate::config::Config;
-use crate::proxy::Gateway;
+use crate::proxy::{Gateway, InFlight};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
 
@@ -38,6 +38,39 @@ impl BackgroundService for KeepIssuersLoaded {
     }
 }
 
+/// On SIGTERM, waits for the requests in flight (at most `grace`), then ends the process.
+/// pingora alone stops accepting at once but then always sleeps its whole grace period, so
+/// an idle gateway would take `shutdown_grace` to stop.
+struct DrainThenExit {
+    in_flight: InFlight,
+    grace: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl BackgroundService for DrainThenExit {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return; // pingora's own shutdown still applies
+        };
+        term.recv().await;
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left = self.in_flight.count();
+        if left > 0 {
+            tracing::warn!(
+                requests = left,
+                "shutdown_grace is over: exiting with requests in flight"
+            );
+        } else {
+            tracing::info!("every request in flight is done: exiting");
+        }
+        std::process::exit(0);
+    }
+}
+
 /// Builds the pingora server for a configuration: the proxy on every `server.listen`
 /// address (TLS when `server.tls` is set), and the admin listener.
 pub fn build(config: Config) -> anyhow::Result<Server> {
@@ -54,7 +87,8 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     let http = http_client();
     let verifier = Arc::new(Verifier::from_config(&config, http.clone(), system_clock()));
     let readiness = Arc::new(Readiness::new(verifier.clone()));
-    let gateway = Gateway::new(config.clone(), verifier.clone(), http)?;
+    let in_flight = InFlight::default();
+    let gateway = Gateway::new(config.clone(), verifier.clone(), http, in_flight.clone())?;
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &config.server.listen {
@@ -85,6 +119,13 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
         admin.threads = Some(1);
         server.add_service(admin);
     }
+    server.add_service(background_service(
+        "drain",
+        DrainThenExit {
+            in_flight,
+            grace: config.server.shutdown_grace,
+        },
+    ));
     if !verifier.issuers().is_empty() {
         server.add_service(background_service(
             "issuers",

@@ -567,3 +567,111 @@ async fn sigterm_lets_the_gateway_exit_cleanly() {
     };
     assert_eq!(code, Some(0), "{}", gw.log());
 }
+
+/// A gateway with `shutdown_grace = "30s"` in front of `upstream`.
+async fn gateway_with_long_grace(upstream: std::net::SocketAddr) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (support::free_port(), support::free_port());
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{port}\"]\npublic_url = \"http://127.0.0.1:{port}\"\nthreads = 2\nshutdown_grace = \"30s\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n"
+    );
+    Gateway::spawn(dir, &config, port, admin, &[]).await
+}
+
+/// Sends SIGTERM and waits (at most `within`) for the exit code.
+async fn terminate(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running {within:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_on_an_idle_gateway_exits_without_waiting_out_the_grace_period() {
+    let up = support::echo().await;
+    let mut gw = gateway_with_long_grace(up).await;
+    assert_eq!(get(gw.addr, "/", &[]).await.status, 200);
+    // An idle keep-alive connection is no request in flight.
+    let _idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut child = gw.take_child();
+    // Well under the 30 s grace: nothing is in flight.
+    assert_eq!(
+        terminate(&mut child, Duration::from_secs(10)).await,
+        Some(0),
+        "{}",
+        gw.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_request_in_flight_finish_then_exits() {
+    // An upstream that answers once the test lets it: the request is in flight meanwhile.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel::<()>();
+    let (release, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await.unwrap();
+        let _ = arrived_tx.send(());
+        let _ = release_rx.await;
+        let body = "slow answer";
+        let _ = s
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+    });
+    let mut gw = gateway_with_long_grace(up).await;
+    let addr = gw.addr;
+    let request = tokio::spawn(async move { get(addr, "/slow", &[]).await });
+    arrived.await.unwrap();
+    let mut child = gw.take_child();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The upstream answers only now: a gateway that exited at once would drop it.
+    release.send(()).unwrap();
+    let answer = request.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", gw.log());
+    assert_eq!(answer.body, "slow answer");
+    assert_eq!(
+        terminate_wait(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
+
+/// Waits (at most `within`) for a child already sent SIGTERM to exit.
+async fn terminate_wait(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running {within:?} after the last request"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
