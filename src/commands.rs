@@ -327,15 +327,9 @@ async fn probe_authorization(
     endpoint: &Url,
     login: &LoginClient<'_>,
 ) -> Authorization {
-    let sent = http
-        .get(login.authorization_url(endpoint))
-        .header(ACCEPT, "text/html")
-        .header(ACCEPT_LANGUAGE, "en")
-        .send()
-        .await;
-    let resp = match sent {
+    let resp = match send(page_request(http, login.authorization_url(endpoint))).await {
         Ok(r) => r,
-        Err(e) => return Authorization::Unreachable(error_chain(&e)),
+        Err(e) => return Authorization::Unreachable(e),
     };
     let status = resp.status();
     let callback = login.callback();
@@ -405,7 +399,7 @@ async fn probe_client_secret(
     login: &LoginClient<'_>,
     secret: &Secret,
 ) -> ClientSecret {
-    let sent = http
+    let request = http
         .post(endpoint.clone())
         .basic_auth(login.client_id, Some(secret.expose()))
         .form(&[
@@ -413,12 +407,10 @@ async fn probe_client_secret(
             ("code", DUMMY_CODE),
             ("redirect_uri", &login.callback()),
             ("code_verifier", DUMMY_VERIFIER),
-        ])
-        .send()
-        .await;
-    let resp = match sent {
+        ]);
+    let resp = match send(request).await {
         Ok(r) => r,
-        Err(e) => return ClientSecret::Unreachable(error_chain(&e)),
+        Err(e) => return ClientSecret::Unreachable(e),
     };
     let status = resp.status();
     let error = json_error(&read_body(resp).await).map(|e| e.error);
@@ -455,15 +447,9 @@ async fn probe_post_logout(
     url.query_pairs_mut()
         .append_pair("client_id", login.client_id)
         .append_pair("post_logout_redirect_uri", &login.post_logout());
-    let sent = http
-        .get(url)
-        .header(ACCEPT, "text/html")
-        .header(ACCEPT_LANGUAGE, "en")
-        .send()
-        .await;
-    let resp = match sent {
+    let resp = match send(page_request(http, url)).await {
         Ok(r) => r,
-        Err(e) => return PostLogout::Unreachable(error_chain(&e)),
+        Err(e) => return PostLogout::Unreachable(e),
     };
     let status = resp.status();
     if status.is_redirection() || status.is_success() {
@@ -612,15 +598,13 @@ async fn probe_introspection(
     endpoint: &Url,
     creds: &Credentials,
 ) -> IntrospectionAnswer {
-    let sent = http
+    let request = http
         .post(endpoint.clone())
         .basic_auth(&creds.client_id, Some(creds.client_secret.expose()))
-        .form(&[("token", DUMMY_CODE), ("token_type_hint", "access_token")])
-        .send()
-        .await;
-    let resp = match sent {
+        .form(&[("token", DUMMY_CODE), ("token_type_hint", "access_token")]);
+    let resp = match send(request).await {
         Ok(r) => r,
-        Err(e) => return IntrospectionAnswer::Unreachable(error_chain(&e)),
+        Err(e) => return IntrospectionAnswer::Unreachable(e),
     };
     let status = resp.status();
     if !status.is_success() {
@@ -661,6 +645,20 @@ fn print_introspection(
             report.fail(format_args!("introspection at {endpoint}: {e}"))
         }
     }
+}
+
+/// Sends a probe's request: the answer, or why the provider could not be reached (the
+/// error's whole chain, for an `Unreachable` outcome).
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    request.send().await.map_err(|e| error_chain(&e))
+}
+
+/// A GET of `url` as a browser's page load asks it: HTML, in English (the error pages the
+/// probes read the message of).
+fn page_request(http: &reqwest::Client, url: Url) -> reqwest::RequestBuilder {
+    http.get(url)
+        .header(ACCEPT, "text/html")
+        .header(ACCEPT_LANGUAGE, "en")
 }
 
 /// At most [`MAX_BODY`] bytes of an answer, as text; a broken body ends the reading.
