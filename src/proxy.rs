@@ -117,6 +117,8 @@ pub struct Ctx {
     path: String,
     /// The upstream chosen for the current attempt, for the log.
     upstream: Option<Arc<str>>,
+    /// The index in the route of the upstream of the current attempt.
+    upstream_index: Option<usize>,
     attempts: usize,
     refusal: Option<&'static str>,
     /// The authenticated caller, whose identity the backend receives.
@@ -148,6 +150,7 @@ impl ProxyHttp for Gateway {
             route: None,
             path: String::new(),
             upstream: None,
+            upstream_index: None,
             attempts: 0,
             refusal: None,
             caller: None,
@@ -172,7 +175,8 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
-        let upstream = route.pick_upstream();
+        let (index, upstream) = route.pick_upstream(ctx.upstream_index);
+        ctx.upstream_index = Some(index);
         ctx.attempts += 1;
         ctx.upstream = Some(upstream.url.clone());
         let addr = upstream.address().await.map_err(|e| {
@@ -193,6 +197,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let (Some(route), Some(i)) = (&ctx.route, ctx.upstream_index) {
+            route.upstreams[i].mark_down();
+        }
         let upstreams = ctx.route.as_ref().map_or(1, |r| r.upstreams.len());
         if ctx.attempts < upstreams {
             e.set_retry(true);

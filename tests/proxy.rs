@@ -675,3 +675,32 @@ async fn terminate_wait(child: &mut std::process::Child, within: Duration) -> Op
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_never_retry_on_the_upstream_that_just_failed() {
+    // The rotation is shared by every request: a retry that took "the next" of it could land
+    // on the dead upstream again while other requests moved it on, and answer 502.
+    let a = support::echo().await;
+    let dead = support::free_port();
+    let rest = format!(
+        r#"
+[[routes]]
+name = "half-dead"
+path = "/"
+upstreams = ["http://127.0.0.1:{dead}", "http://{a}"]
+auth = "public"
+"#
+    );
+    let gw = Gateway::start("", &rest).await;
+    let addr = gw.addr;
+    let answers = futures_util::future::join_all(
+        (0..64).map(|i| tokio::spawn(async move { get(addr, &format!("/x{i}"), &[]).await })),
+    )
+    .await;
+    let statuses: Vec<u16> = answers.into_iter().map(|r| r.unwrap().status).collect();
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "{statuses:?}\n{}",
+        gw.log()
+    );
+}

@@ -118,7 +118,12 @@ pub struct Upstream {
     /// that trusts another.
     pub trust_key: u64,
     resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
+    /// Until when a failed connection keeps this upstream out of the rotation.
+    down_until: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How long an upstream whose connection failed is left out of the rotation.
+pub const DOWN_FOR: Duration = Duration::from_secs(10);
 
 /// How long a resolved upstream name is used before it is looked up again.
 const RESOLVE_TTL: Duration = Duration::from_secs(30);
@@ -173,7 +178,23 @@ impl Upstream {
             ca,
             trust_key,
             resolved: std::sync::Mutex::new(literal),
+            down_until: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keeps the upstream out of the rotation for [`DOWN_FOR`] after a failed connection
+    /// (passive health checking); it is tried again afterwards, or when every upstream of
+    /// its route is down.
+    pub fn mark_down(&self) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + DOWN_FOR);
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// The address to connect to. IP literals never expire; names are looked up again
@@ -241,9 +262,22 @@ impl Route {
     }
 
     /// The next upstream, round-robin.
-    pub fn pick_upstream(&self) -> &Upstream {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.upstreams[i % self.upstreams.len()]
+    /// The upstream for `attempt` (0 first) of one request: the first attempt takes the next
+    /// in the rotation that is not marked down; each retry the one after the upstream the
+    /// attempt before took, so a request never tries the same upstream twice (another
+    /// request moving the shared rotation on does not matter). Returns its index, which
+    /// the next attempt passes as `previous`.
+    pub fn pick_upstream(&self, previous: Option<usize>) -> (usize, &Upstream) {
+        let n = self.upstreams.len();
+        let start = match previous {
+            Some(p) => p + 1,
+            None => self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        let i = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| previous != Some(i) && !self.upstreams[i].is_down())
+            .unwrap_or(start % n);
+        (i, &self.upstreams[i])
     }
 
     fn path_matches(&self, path: &str) -> bool {
@@ -460,7 +494,7 @@ mod tests {
             None,
             false,
         );
-        let ports: Vec<u16> = (0..4).map(|_| r.pick_upstream().port).collect();
+        let ports: Vec<u16> = (0..4).map(|_| r.pick_upstream(None).1.port).collect();
         assert_eq!(ports, [1, 2, 1, 2]);
     }
 }
