@@ -81,7 +81,14 @@ pub struct Server {
     pub threads: usize,
     /// How long SIGTERM waits for requests in flight. Defaults to 10s.
     pub shutdown_grace: Duration,
+    /// How long an idle keep-alive client connection waits for its next request before the
+    /// gateway closes it. Defaults to [`DEFAULT_KEEPALIVE_TIMEOUT`].
+    pub keepalive_timeout: Duration,
 }
+
+/// nginx's `keepalive_timeout`: 75 s. Idle connections cost memory; without a bound they
+/// would stay open for as long as clients like.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
 #[derive(Debug)]
 pub struct Tls {
@@ -378,6 +385,10 @@ impl Builder<'_> {
             max_token_bytes,
             threads,
             shutdown_grace: s.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
+            keepalive_timeout: s
+                .keepalive_timeout
+                .map_or(DEFAULT_KEEPALIVE_TIMEOUT, |d| d.0)
+                .max(Duration::from_secs(1)),
         })
     }
 

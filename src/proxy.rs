@@ -162,6 +162,10 @@ impl ProxyHttp for Gateway {
     /// Decides the request: normalizes the path, answers reserved endpoints, finds the
     /// route, authenticates, and strips what clients may not say. `true` = answered here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        // pingora keeps an HTTP/1.1 connection open forever between requests: bound it.
+        if session.get_keepalive() == Some(0) {
+            session.set_keepalive(Some(self.config.server.keepalive_timeout.as_secs()));
+        }
         Ok(self.decide(session, ctx).await?.done())
     }
 

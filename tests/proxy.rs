@@ -704,3 +704,37 @@ auth = "public"
         gw.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = support::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
+    );
+    let gw = Gateway::start("keepalive_timeout = \"1s\"", &rest).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(format!("GET /x HTTP/1.1\r\nHost: {}\r\n\r\n", gw.addr).as_bytes())
+        .await
+        .unwrap();
+    // The answer, then the connection stays open (keep-alive) until the gateway closes it.
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut closed = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => continue, // the rest of the answer
+            Err(_) => break,
+        }
+    }
+    assert!(
+        closed,
+        "an idle connection was still open 10 s after its 1 s keep-alive timeout"
+    );
+}

@@ -42,6 +42,8 @@ pub struct Server {
     pub threads: Option<Spanned<u64>>,
     /// How long SIGTERM waits for requests in flight; defaults to 10s.
     pub shutdown_grace: Option<Dur>,
+    /// How long an idle keep-alive client connection is kept open; defaults to 75s.
+    pub keepalive_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
