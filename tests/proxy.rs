@@ -580,22 +580,16 @@ async fn gateway_with_long_grace(upstream: std::net::SocketAddr) -> Gateway {
 
 /// Sends SIGTERM and waits (at most `within`) for the exit code.
 async fn terminate(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    send_sigterm(child);
+    terminate_wait(child, within).await
+}
+
+fn send_sigterm(child: &std::process::Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running {within:?} after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -645,11 +639,7 @@ async fn sigterm_lets_a_request_in_flight_finish_then_exits() {
     let request = tokio::spawn(async move { get(addr, "/slow", &[]).await });
     arrived.await.unwrap();
     let mut child = gw.take_child();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_sigterm(&child);
     // The upstream answers only now: a gateway that exited at once would drop it.
     release.send(()).unwrap();
     let answer = request.await.unwrap();
