@@ -549,22 +549,7 @@ async fn sigterm_lets_the_gateway_exit_cleanly() {
     let (mut gw, _) = every_route_kind("").await;
     assert_eq!(get(gw.addr, "/", &[]).await.status, 200);
     let mut child = gw.take_child();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 15 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code = terminate(&mut child, Duration::from_secs(15)).await;
     assert_eq!(code, Some(0), "{}", gw.log());
 }
 
