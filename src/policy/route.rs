@@ -119,7 +119,14 @@ pub struct Upstream {
     pub trust_key: u64,
     resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
     /// Until when a failed connection keeps this upstream out of the rotation.
-    down_until: std::sync::Mutex<Option<Instant>>,
+    /// Milliseconds since [`epoch`]; 0: never marked. Read by every request, so an atomic.
+    down_until_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock that starts with the process (at least 1).
+fn since_epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 /// How long an upstream whose connection failed is left out of the rotation.
@@ -178,7 +185,7 @@ impl Upstream {
             ca,
             trust_key,
             resolved: std::sync::Mutex::new(literal),
-            down_until: std::sync::Mutex::new(None),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -186,15 +193,12 @@ impl Upstream {
     /// (passive health checking); it is tried again afterwards, or when every upstream of
     /// its route is down.
     pub fn mark_down(&self) {
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + DOWN_FOR);
+        let until = since_epoch_ms() + DOWN_FOR.as_millis() as u64;
+        self.down_until_ms.store(until, Ordering::Relaxed);
     }
 
     fn is_down(&self) -> bool {
-        self.down_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|until| Instant::now() < until)
+        since_epoch_ms() < self.down_until_ms.load(Ordering::Relaxed)
     }
 
     /// The address to connect to. IP literals never expire; names are looked up again

@@ -110,13 +110,8 @@ impl Codec {
         for (name, value) in cookies {
             if name == self.name {
                 whole = Some(value);
-            } else if let Some(n) = name
-                .strip_prefix(self.name.as_str())
-                .and_then(|r| r.strip_prefix('_'))
-            {
-                if let Ok(i @ 1..=MAX_CHUNKS) = n.parse::<usize>() {
-                    chunks[i - 1] = Some(value);
-                }
+            } else if let Some(i) = self.chunk_index(name) {
+                chunks[i - 1] = Some(value);
             }
         }
         let sealed: String = match whole {
@@ -133,10 +128,18 @@ impl Codec {
         self.open_one(&sealed)
     }
 
-    /// The names of every cookie a sealed value may use, for clearing them.
-    pub fn all_names(&self) -> impl Iterator<Item = String> + '_ {
-        std::iter::once(self.name.clone())
-            .chain((1..=MAX_CHUNKS).map(|i| format!("{}_{i}", self.name)))
+    /// Whether `name` is one this codec writes: the whole value's, or a chunk's.
+    pub fn owns(&self, name: &str) -> bool {
+        name == self.name || self.chunk_index(name).is_some()
+    }
+
+    /// `Some(i)` (1-based) when `name` is the codec's chunk `i`.
+    fn chunk_index(&self, name: &str) -> Option<usize> {
+        let n = name.strip_prefix(self.name.as_str())?.strip_prefix('_')?;
+        match n.parse::<usize>() {
+            Ok(i @ 1..=MAX_CHUNKS) => Some(i),
+            _ => None,
+        }
     }
 }
 

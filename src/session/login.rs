@@ -350,10 +350,9 @@ impl Sessions {
         if !bool::from(same) || attempt.exp <= now {
             return Err(LoginError::UnknownState);
         }
-        let names: Vec<String> = codec.all_names().collect();
         let clear = cookies
             .iter()
-            .filter(|(n, _)| names.iter().any(|m| m == n))
+            .filter(|(n, _)| codec.owns(n))
             .map(|(n, _)| self.clear_cookie(n))
             .collect();
         Ok((attempt, clear))
@@ -667,14 +666,10 @@ impl Sessions {
 
     /// The names of the session cookies (the cookie and its chunks) that `cookies` carry.
     fn carried<'c>(&'c self, cookies: &'c [(&'c str, &'c str)]) -> impl Iterator<Item = &'c str> {
-        let base = self.config.cookie.as_str();
-        cookies.iter().map(|(n, _)| *n).filter(move |n| {
-            *n == base
-                || n.strip_prefix(base)
-                    .and_then(|r| r.strip_prefix('_'))
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .is_some_and(|i| (1..=super::codec::MAX_CHUNKS).contains(&i))
-        })
+        cookies
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| self.codec.owns(n))
     }
 
     /// `Set-Cookie` values that end the session: one for each session cookie the request
