@@ -3,11 +3,14 @@
 #
 #   go:   helm v3.22.0 (helm.sh/helm/v3 from the Go module proxy), built into
 #         ./.cache/helm-v3.22.0/helm
+#   go:   compose-config (./compose-config: compose-go, the loader of docker compose, from
+#         the Go module proxy, pinned by its go.sum), built into ./.cache/compose-config/
 #   pip:  kubernetes-validate and PyYAML (requirements.txt) into ./.venv
 #
 #   tests/e2e/deploy/install.sh       # a second run installs nothing and says so
 #
-# Both folders are git-ignored. helm's folder is named after its version, so a bump of
+# Both folders are git-ignored. compose-config is rebuilt when its sources or go change (a
+# sha256 stamp beside the binary). helm's folder is named after its version, so a bump of
 # HELM_VERSION builds the new one beside the old; a build goes to a temporary folder first
 # and is moved in place only when it runs, so a failed or interrupted build leaves nothing
 # that looks installed. The venv is rebuilt only when it is missing, broken, or
@@ -35,6 +38,13 @@ fi
 
 installed=0
 
+# go from PATH, or where the Go distribution installs itself.
+go=go
+command -v go >/dev/null 2>&1 || go=/usr/local/go/bin/go
+need_go() {
+    command -v "$go" >/dev/null 2>&1 || die "go not found (not on PATH, not in /usr/local/go/bin): it builds helm and compose-config"
+}
+
 # ---------------------------------------------------------------- helm
 # Linked as helm's own Makefile links a release: the version stamped in (`helm version` and
 # .Capabilities.HelmVersion say v3.22.0) and the Kubernetes version that `helm template` and
@@ -51,9 +61,7 @@ helm_runs() {
         && [ "$("$1/helm" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]
 }
 if ! helm_runs "$helm_dir"; then
-    go=go
-    command -v go >/dev/null 2>&1 || go=/usr/local/go/bin/go
-    command -v "$go" >/dev/null 2>&1 || die "go not found (not on PATH, not in /usr/local/go/bin): it builds helm from the Go module proxy"
+    need_go
     say "go: installing helm.sh/helm/v3/cmd/helm@$HELM_VERSION into $helm_dir"
     tmp="$(mktemp -d "$here/.cache/helm-build.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
@@ -67,6 +75,22 @@ if ! helm_runs "$helm_dir"; then
     installed=1
 fi
 
+# ---------------------------------------------------------------- compose-config
+cc_src="$here/compose-config"
+cc_dir="$here/.cache/compose-config"
+cc_want() { { cat "$cc_src/go.mod" "$cc_src/go.sum" "$cc_src/main.go"; "$go" version; } | sha256sum | cut -d' ' -f1; }
+if ! [ -x "$cc_dir/compose-config" ] || [ "$(cat "$cc_dir/stamp" 2>/dev/null)" != "$(cc_want)" ]; then
+    need_go
+    say "go: building compose-config (compose-go $(awk '$1 == "require" && $2 ~ /compose-go/ {print $3}' "$cc_src/go.mod")) into $cc_dir"
+    rm -rf "$cc_dir"
+    mkdir -p "$cc_dir"
+    (cd "$cc_src" && CGO_ENABLED=0 "$go" build -trimpath -mod=readonly -o "$cc_dir/compose-config.new" .) \
+        || { rm -rf "$cc_dir"; die "go build of compose-config failed"; }
+    mv "$cc_dir/compose-config.new" "$cc_dir/compose-config"
+    cc_want >"$cc_dir/stamp"
+    installed=1
+fi
+
 # ---------------------------------------------------------------- pip
 venv_sh=(bash "$here/../venv.sh" --name deploy/install.sh)
 venv_args=("$venv" "$req" "$venv/bin/python" -c 'import kubernetes_validate, yaml')
@@ -77,5 +101,5 @@ if ! "${venv_sh[@]}" --check "${venv_args[@]}"; then
 fi
 
 if [ "$installed" = 0 ]; then
-    say "nothing to install (helm $("$helm" version --short), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'))"
+    say "nothing to install (helm $("$helm" version --short), compose-config, kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'))"
 fi

@@ -22,6 +22,7 @@ CHART = os.path.join(DEPLOY, "helm", "portcullis")
 KUBERNETES = os.path.join(DEPLOY, "kubernetes")
 HELM = os.environ.get("HELM", os.path.join(HERE, ".cache", "helm-v3.22.0", "helm"))
 VALIDATE = os.path.join(HERE, ".venv", "bin", "kubernetes-validate")
+COMPOSE_CONFIG = os.path.join(HERE, ".cache", "compose-config", "compose-config")
 PORTCULLIS = os.environ.get("PORTCULLIS_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
 
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate 1.37.0 ships that
@@ -46,7 +47,8 @@ def run(args, **kwargs):
 
 
 def require_tools(case):
-    for tool, how in ((HELM, "bash tests/e2e/deploy/install.sh"), (VALIDATE, "bash tests/e2e/deploy/install.sh"),
+    install = "bash tests/e2e/deploy/install.sh"
+    for tool, how in ((HELM, install), (VALIDATE, install), (COMPOSE_CONFIG, install),
                       (PORTCULLIS, "cargo build --release --locked")):
         if not os.access(tool, os.X_OK):
             case.fail(f"{tool} is missing: {how}")
