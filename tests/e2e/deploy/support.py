@@ -23,6 +23,7 @@ KUBERNETES = os.path.join(DEPLOY, "kubernetes")
 HELM = os.environ.get("HELM", os.path.join(HERE, ".cache", "helm-v3.22.0", "helm"))
 VALIDATE = os.path.join(HERE, ".venv", "bin", "kubernetes-validate")
 COMPOSE_CONFIG = os.path.join(HERE, ".cache", "compose-config", "compose-config")
+HADOLINT = os.path.join(HERE, ".venv", "bin", "hadolint")
 PORTCULLIS = os.environ.get("PORTCULLIS_BIN", os.path.join(ROOT, "target", "release", "portcullis"))
 
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate 1.37.0 ships that
@@ -48,7 +49,7 @@ def run(args, **kwargs):
 
 def require_tools(case):
     install = "bash tests/e2e/deploy/install.sh"
-    for tool, how in ((HELM, install), (VALIDATE, install), (COMPOSE_CONFIG, install),
+    for tool, how in ((HELM, install), (VALIDATE, install), (COMPOSE_CONFIG, install), (HADOLINT, install),
                       (PORTCULLIS, "cargo build --release --locked")):
         if not os.access(tool, os.X_OK):
             case.fail(f"{tool} is missing: {how}")
