@@ -23,10 +23,13 @@ use crate::config::Config;
 use crate::headers::{self, OwnCookies, Peer};
 use crate::policy::path;
 use crate::policy::route::{Route, Upstream};
-use crate::session::login::Sessions;
+use crate::session::Sessions;
 use crate::telemetry::METRICS;
 use admission::{Admission, Target};
 pub use endpoints::RESERVED_PREFIX;
+/// How forward-auth reads the request it decides; public for the fuzz targets (tests/fuzz).
+#[doc(hidden)]
+pub use endpoints::{forwarded_request, Forwarded};
 use respond::Refusal;
 
 /// The proxy. Shared by every worker; per-request state lives in [`Ctx`].

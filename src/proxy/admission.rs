@@ -15,8 +15,8 @@ use crate::policy::route::Route;
 use crate::policy::rules;
 use crate::policy::AuthMode;
 use crate::session::browser::is_page_load;
-use crate::session::login::request_cookies;
-use crate::session::refresh::Resumed;
+use crate::session::cookies::request_cookies;
+use crate::session::Resumed;
 
 /// What a request asks for: the host and normalized path the route is found by, and the
 /// method the rules see (forward-auth's `X-Forwarded-Method`).

@@ -14,7 +14,9 @@ use crate::auth::verifier::Verified;
 use crate::auth::{self, Bearer};
 use crate::headers;
 use crate::policy::path;
-use crate::session::login::{request_cookies, LoginError, Tokens};
+use crate::session::cookies::request_cookies;
+use crate::session::login::LoginError;
+use crate::session::token_endpoint::Tokens;
 
 use crate::session::revocation::Ended;
 use crate::session::target::return_target;
@@ -51,31 +53,14 @@ impl Gateway {
     /// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Envoy: decides the
     /// request described by `X-Forwarded-Method`, `-Host` and `-Uri`, never redirects.
     async fn forward_auth(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
-        let req = session.req_header();
-        let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-        let host = header("x-forwarded-host")
-            .map(str::to_owned)
-            .or_else(|| request_host(req));
-        // Without them the decision would be for `/` and for the subrequest's own method
-        // (always GET behind nginx): a DELETE would pass as a GET.
-        let Some(uri) = header("x-forwarded-uri") else {
-            let refusal = Refusal::MissingForwardedHeader("X-Forwarded-Uri");
-            return self.refuse(session, ctx, refusal).await;
+        let forwarded = match forwarded_request(session.req_header()) {
+            Ok(f) => f,
+            Err(refusal) => return self.refuse(session, ctx, refusal).await,
         };
-        let Some(method) = header("x-forwarded-method") else {
-            let refusal = Refusal::MissingForwardedHeader("X-Forwarded-Method");
-            return self.refuse(session, ctx, refusal).await;
-        };
-        let raw_path = uri.split('?').next().unwrap_or("/");
-        let path = match path::normalize(raw_path) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(session, ctx, Refusal::BadPath(e)).await,
-        };
-        let method = method.to_owned();
         let target = Target {
-            host: host.as_deref(),
-            path: &path,
-            method: &method,
+            host: forwarded.host.as_deref(),
+            path: &forwarded.path,
+            method: &forwarded.method,
         };
         let mut identity = match self.admit(session.req_header(), target, ctx).await {
             Admission::Admitted(None) => Vec::new(),
@@ -280,8 +265,8 @@ impl Gateway {
             .unwrap_or_default();
         let now = self.verifier.now();
         match sessions
-            .revocations
-            .verify_logout_token(&token, provider, &sessions.client_id, now)
+            .revocations()
+            .verify_logout_token(&token, provider, sessions.client_id(), now)
             .await
         {
             Ok(ended) => {
@@ -339,7 +324,7 @@ impl Gateway {
                     if let Some(hint) = &data.id_token {
                         q.append_pair("id_token_hint", hint);
                     }
-                    q.append_pair("client_id", &sessions.client_id);
+                    q.append_pair("client_id", sessions.client_id());
                     q.append_pair(
                         "post_logout_redirect_uri",
                         &format!("{}{rd}", sessions.public_url),
@@ -364,6 +349,39 @@ impl Gateway {
         respond::send_with_cookies(session, &refusal, &ctx.set_cookies).await?;
         Ok(Handled::Responded)
     }
+}
+
+/// The request a forward-auth subrequest describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// `X-Forwarded-Host`, else the subrequest's own `Host`.
+    pub host: Option<String>,
+    /// The path of `X-Forwarded-Uri` (before `?`), normalized.
+    pub path: String,
+    /// `X-Forwarded-Method`, exactly as sent.
+    pub method: String,
+}
+
+/// Reads what a forward-auth subrequest asks about from `X-Forwarded-Method`, `-Host` and
+/// `-Uri`. Without the method or the URI the decision would be for `/` and for the
+/// subrequest's own method (always GET behind nginx): a DELETE would pass as a GET, so
+/// either missing is a 400, and so is a path that does not normalize.
+pub fn forwarded_request(req: &RequestHeader) -> Result<Forwarded, Refusal> {
+    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    let host = header("x-forwarded-host")
+        .map(str::to_owned)
+        .or_else(|| request_host(req));
+    let uri =
+        header("x-forwarded-uri").ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Uri"))?;
+    let method = header("x-forwarded-method")
+        .ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Method"))?;
+    let raw_path = uri.split('?').next().unwrap_or("/");
+    let path = path::normalize(raw_path).map_err(Refusal::BadPath)?;
+    Ok(Forwarded {
+        host,
+        path,
+        method: method.to_owned(),
+    })
 }
 
 /// The most a form posted to the gateway (`form_post` callback, logout token) may carry.

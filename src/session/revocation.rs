@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::login::SessionData;
+use super::model::SessionData;
 use crate::auth::error::TokenError;
 use crate::auth::issuer::Issuer;
 use crate::auth::jwt;

@@ -101,12 +101,10 @@ impl Gateway {
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        cmd.args(["-c", path.to_str().unwrap()])
-            .args(args)
-            .env(
-                "PORTCULLIS_LOG",
-                std::env::var("TEST_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
-            );
+        cmd.args(["-c", path.to_str().unwrap()]).args(args).env(
+            "PORTCULLIS_LOG",
+            std::env::var("TEST_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+        );
         let mut proc = process::Proc::spawn("gateway", cmd, &dir.path().join("gateway.log"), false);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
