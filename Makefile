@@ -8,10 +8,15 @@
 #         verified, cached in tests/e2e/keycloak/.cache/)
 #   deploy: helm v3.22.0 from the Go module proxy and kubernetes-validate from PyPI
 #         (tests/e2e/deploy/install.sh, into tests/e2e/deploy/.cache/ and .venv/)
+#   bench-smoke: wrk from apt (the bench harness in seconds, benches/load/smoke.sh)
+#
+# `make bench` (not part of `make test`) installs the peers it compares (benches/load/install.sh:
+# Apache + mod_auth_openidc from apt, oauth2-proxy with `go install`) and writes
+# benches/BENCHMARKS.md; DURATION, ROUNDS, TARGETS... pass through (benches/load/compare.sh).
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake chromium redis-server
+APT_PACKAGES := cmake chromium redis-server wrk
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
 .PHONY: test build deps apt npm pip keycloak proxies deploy-tools rust-test e2e-test bench check fmt clippy clean-e2e
@@ -19,9 +24,11 @@ CARGO_TEST := cargo test --release --locked --no-fail-fast
 test: deps build
 	tests/run.sh
 
-# Every test binary and the gateway itself, before the suites' time bounds start.
+# Every test binary, the gateway itself and the criterion benches (run once by the
+# bench-smoke suite), before the suites' time bounds start.
 build:
 	cargo test --release --locked --no-run
+	cargo bench --locked --no-run
 
 deps: apt npm pip keycloak proxies deploy-tools
 
@@ -64,9 +71,10 @@ e2e-test: npm pip keycloak proxies
 	cargo build --release --locked
 	tests/run.sh provider browser dot keycloak django-unit django forward-auth
 
-bench:
+bench: npm
+	bash benches/load/install.sh
 	cargo build --release --locked
-	benches/load/run.sh
+	benches/load/compare.sh
 
 check:
 	cargo run --release --locked -- check -c gateway.toml
