@@ -17,8 +17,14 @@ fn browser_request(spoofed: bool) -> RequestHeader {
     let session: String = "A".repeat(2096);
     for (k, v) in [
         ("host", "app.example.com"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
         ("accept-language", "en-GB,en;q=0.5"),
         ("accept-encoding", "gzip, deflate, br, zstd"),
         ("referer", "https://app.example.com/app/orders"),
@@ -30,8 +36,11 @@ fn browser_request(spoofed: bool) -> RequestHeader {
     ] {
         r.append_header(k, v).unwrap();
     }
-    r.append_header("cookie", format!("theme=dark; _portcullis={session}; lang=en"))
-        .unwrap();
+    r.append_header(
+        "cookie",
+        format!("theme=dark; _portcullis={session}; lang=en"),
+    )
+    .unwrap();
     if spoofed {
         r.append_header("x-auth-request-user", "mallory").unwrap();
         r.append_header("X_Auth_Request_Roles", "admin").unwrap();
@@ -70,7 +79,10 @@ fn strip_and_set(c: &mut Criterion) {
         scheme: "http",
     };
     let mut g = c.benchmark_group("identity headers");
-    for (label, spoofed) in [("strip and set", false), ("strip and set, spoofed headers", true)] {
+    for (label, spoofed) in [
+        ("strip and set", false),
+        ("strip and set, spoofed headers", true),
+    ] {
         let template = browser_request(spoofed);
         g.bench_function(label, |b| {
             b.iter_batched(

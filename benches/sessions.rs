@@ -47,7 +47,11 @@ fn alice(id: u64) -> SessionData {
         exp: NOW + 8 * 3600,
         created: NOW - 60,
         sid: Some("f3b2c1d0-0000-4000-8000-000000000001".into()),
-        id_token: Some(format!("eyJhbGciOiJSUzI1NiJ9.{}.{}", "e".repeat(700), "s".repeat(342))),
+        id_token: Some(format!(
+            "eyJhbGciOiJSUzI1NiJ9.{}.{}",
+            "e".repeat(700),
+            "s".repeat(342)
+        )),
         refresh_token: Some("r".repeat(43)),
         tokens_at: NOW - 60,
         tokens_exp: Some(NOW + 3600),
@@ -95,16 +99,27 @@ fn session_open(c: &mut Criterion) {
                 seal(next)
             },
             |pairs| {
-                let cookies: Vec<(&str, &str)> =
-                    pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                ready(s.open(&cookies, NOW)).unwrap().expect("the session opens")
+                let cookies: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                ready(s.open(&cookies, NOW))
+                    .unwrap()
+                    .expect("the session opens")
             },
             BatchSize::SmallInput,
         )
     });
-    let cookies: Vec<(&str, &str)> = first.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let cookies: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     g.bench_function("cached (the same cookie again)", |b| {
-        b.iter(|| ready(s.open(&cookies, NOW)).unwrap().expect("the session opens"))
+        b.iter(|| {
+            ready(s.open(&cookies, NOW))
+                .unwrap()
+                .expect("the session opens")
+        })
     });
     g.finish();
 }

@@ -44,7 +44,9 @@ fn verifier(keys: &[&SigningKey]) -> Verifier {
         .enable_all()
         .build()
         .unwrap();
-    let n = rt.block_on(v.issuers()[0].fetch_keys()).expect("the local JWKS");
+    let n = rt
+        .block_on(v.issuers()[0].fetch_keys())
+        .expect("the local JWKS");
     assert_eq!(n, keys.len());
     v
 }
@@ -91,9 +93,7 @@ fn claims_extraction(c: &mut Criterion) {
     let paths = Claims::defaults("portcullis");
     let mut g = c.benchmark_group("claims extraction");
     let user = user_claims(ISSUER);
-    g.bench_function("user token", |b| {
-        b.iter(|| claims::identity(&user, &paths))
-    });
+    g.bench_function("user token", |b| b.iter(|| claims::identity(&user, &paths)));
     let service = service_claims(ISSUER);
     g.bench_function("service token", |b| {
         b.iter(|| claims::identity(&service, &paths))

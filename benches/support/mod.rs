@@ -115,17 +115,18 @@ pub fn serve_jwks(keys: &[&SigningKey]) -> url::Url {
                 };
                 let body = body.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                        let body = body.clone();
-                        async move {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
+                    let service =
+                        hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                            let body = body.clone();
+                            async move {
+                                Ok::<_, Infallible>(
+                                    Response::builder()
+                                        .header("content-type", "application/json")
+                                        .body(Full::new(Bytes::from(body)))
+                                        .unwrap(),
+                                )
+                            }
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
