@@ -94,10 +94,11 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
             b'\\' => return Err(PathError::Backslash),
             0..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
             _ => {
-                fully_decoded.push(b);
-                // `raw` is a &str, so multi-byte characters are copied byte by byte intact.
-                decoded.push_str(&raw[i..i + utf8_len(b)]);
-                i += utf8_len(b);
+                // `raw` is a &str, so a multi-byte character is copied whole, into both.
+                let character = &raw[i..i + utf8_len(b)];
+                fully_decoded.extend_from_slice(character.as_bytes());
+                decoded.push_str(character);
+                i += character.len();
                 continue;
             }
         }
@@ -173,6 +174,10 @@ mod tests {
             ("/a/%2E/b", "/a/b"),
             ("/caf%c3%a9", "/caf%C3%A9"),
             ("/café", "/café"),
+            // A raw non-ASCII character beside an escape (was refused as invalid UTF-8).
+            ("/café%20menu", "/café%20menu"),
+            ("/%63afé", "/café"),
+            ("/東京/%E6%9D%B1", "/東京/%E6%9D%B1"),
             ("/a%20b", "/a%20b"),
             ("/a;b=c/d", "/a;b=c/d"),
             ("/api/orders/../orders/1", "/api/orders/1"),
