@@ -231,6 +231,25 @@ async fn a_cached_token_is_never_used_past_its_expiry() {
     );
 }
 
+/// Found by fuzzing (tests/fuzz, bearer_token): a fractional `exp` (a NumericDate may have
+/// one) passed the expiry check but was read as "no exp" for the identity, so the cache
+/// kept the token valid forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_token_with_a_fractional_exp_is_never_used_past_its_expiry() {
+    let s = setup().await;
+    let mut c = s.claims();
+    c["exp"] = json!((NOW + 300) as f64 + 0.5);
+    let t = s.rsa.sign(&c);
+    let v = s.verifier.verify(&t).await.unwrap();
+    assert_eq!(v.expires_at, NOW + 300);
+    s.clock.store(NOW + 300 + 31, Ordering::SeqCst);
+    assert_eq!(
+        s.verify(&t).await,
+        invalid(TokenError::Expired),
+        "the verified-token cache outlived exp"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_without_exp_is_refused() {
     let s = setup().await;

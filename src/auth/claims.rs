@@ -40,6 +40,14 @@ fn all_strings(claims: &Value, paths: &[String], split_spaces: bool) -> Vec<Stri
     out
 }
 
+/// A NumericDate (RFC 7519 §2, also `exp` and `nbf` in RFC 7662): seconds since the epoch,
+/// a fraction allowed and dropped. JWT checks, introspection and the identity's expiry all
+/// read `exp` this one way, so a token is never kept past the `exp` it was accepted with.
+pub fn numeric_date(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
 /// The identity the claims describe.
 pub fn identity(claims: &Value, paths: &Claims) -> Identity {
     let email_verified = match claims.get("email_verified") {
@@ -56,7 +64,7 @@ pub fn identity(claims: &Value, paths: &Claims) -> Identity {
         subject: first_string(claims, &paths.subject),
         client: first_string(claims, &paths.client),
         scopes: all_strings(claims, &paths.scopes, true),
-        expires_at: claims.get("exp").and_then(Value::as_u64),
+        expires_at: claims.get("exp").and_then(numeric_date),
         access_token: None,
     }
 }

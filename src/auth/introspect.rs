@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::claims::numeric_date;
 use super::error::TokenError;
 use super::issuer::{error_chain, Issuer};
 use super::jwt::audience_accepted;
@@ -65,14 +66,14 @@ pub fn judge(body: Value, audiences: &[String], skew: u64, now: u64) -> Answer {
     if body.get("active") != Some(&Value::Bool(true)) {
         return Answer::Refused(TokenError::Inactive);
     }
-    if let Some(exp) = body.get("exp").and_then(Value::as_u64) {
+    if let Some(exp) = body.get("exp").and_then(numeric_date) {
         if now >= exp.saturating_add(skew) {
             return Answer::Refused(TokenError::Expired);
         }
     }
     if body
         .get("nbf")
-        .and_then(Value::as_u64)
+        .and_then(numeric_date)
         .is_some_and(|nbf| nbf > now.saturating_add(skew))
     {
         return Answer::Refused(TokenError::NotYetValid);

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 
+use super::claims::numeric_date;
 use super::error::{TokenError, Unavailable};
 use super::issuer::Issuer;
 
@@ -191,11 +192,7 @@ fn check_time_claims(
     let time = |name: &str| -> Result<Option<u64>, TokenError> {
         match claims.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-                .map(Some)
-                .ok_or(TokenError::Malformed),
+            Some(v @ Value::Number(_)) => numeric_date(v).map(Some).ok_or(TokenError::Malformed),
             Some(_) => Err(TokenError::Malformed),
         }
     };
