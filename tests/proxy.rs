@@ -536,6 +536,32 @@ async fn forward_auth_decides_by_the_forwarded_request() {
     assert_eq!(ask("/a/../../x").await.status, 400);
 }
 
+/// Found by fuzzing (tests/fuzz, forward_auth): `X-Forwarded-Uri: /app#frag` was decided as
+/// the path `/app#frag`, which only the public `/` route matches (and `/app/x#/../../public`
+/// as `/public`), while the front proxy routes, and the backend serves, `/app` and `/app/x`.
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_auth_fragment_does_not_move_the_request_to_another_route() {
+    let (gw, _) = every_route_kind("").await;
+    for uri in [
+        "/app#frag",
+        "/app#/../public",
+        "/app/x#/../../public",
+        "/app#?x=1",
+    ] {
+        let r = get(
+            gw.addr,
+            "/_portcullis/auth",
+            &[
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Host", "app.test"),
+                ("X-Forwarded-Uri", uri),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{uri} is decided by the login route");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_have_one_line_per_request_with_route_status_and_upstream() {
     let up = support::echo().await;

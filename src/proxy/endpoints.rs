@@ -356,7 +356,7 @@ impl Gateway {
 pub struct Forwarded {
     /// `X-Forwarded-Host`, else the subrequest's own `Host`.
     pub host: Option<String>,
-    /// The path of `X-Forwarded-Uri` (before `?`), normalized.
+    /// The path of `X-Forwarded-Uri` (before `?` and `#`), normalized.
     pub path: String,
     /// `X-Forwarded-Method`, exactly as sent.
     pub method: String,
@@ -375,7 +375,9 @@ pub fn forwarded_request(req: &RequestHeader) -> Result<Forwarded, Refusal> {
         header("x-forwarded-uri").ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Uri"))?;
     let method = header("x-forwarded-method")
         .ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Method"))?;
-    let raw_path = uri.split('?').next().unwrap_or("/");
+    // The fragment too: pingora drops it from a request line and backends ignore it, so
+    // `/admin#x` is served as `/admin` and must be decided as `/admin`.
+    let raw_path = uri.split(['?', '#']).next().unwrap_or("/");
     let path = path::normalize(raw_path).map_err(Refusal::BadPath)?;
     Ok(Forwarded {
         host,
