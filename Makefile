@@ -9,6 +9,7 @@
 #   deploy: helm v3.22.0 from the Go module proxy and kubernetes-validate from PyPI
 #         (tests/e2e/deploy/install.sh, into tests/e2e/deploy/.cache/ and .venv/)
 #   bench-smoke: wrk from apt (the bench harness in seconds, benches/load/smoke.sh)
+#   fuzz: cargo-fuzz from crates.io (tests/fuzz/run.sh install: pinned, into tests/fuzz/.tools)
 #
 # `make bench` (not part of `make test`) installs the peers it compares (benches/load/install.sh:
 # Apache + mod_auth_openidc from apt, oauth2-proxy with `go install`) and writes
@@ -19,18 +20,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := cmake chromium redis-server wrk
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
-.PHONY: test build deps apt npm pip keycloak proxies deploy-tools rust-test e2e-test bench check fmt clippy clean-e2e
+.PHONY: test build deps apt npm pip keycloak proxies deploy-tools fuzz-tools rust-test e2e-test bench fuzz check fmt clippy clean-e2e
 
 test: deps build
 	tests/run.sh
 
-# Every test binary, the gateway itself and the criterion benches (run once by the
-# bench-smoke suite), before the suites' time bounds start.
+# Every test binary, the gateway itself, the criterion benches (run once by the
+# bench-smoke suite) and the fuzz targets, before the suites' time bounds start.
 build:
 	cargo test --release --locked --no-run
 	cargo bench --locked --no-run
+	tests/fuzz/run.sh build dev
 
-deps: apt npm pip keycloak proxies deploy-tools
+deps: apt npm pip keycloak proxies deploy-tools fuzz-tools
 
 # Installs only what is missing, so a second run asks no registry.
 apt:
@@ -63,6 +65,10 @@ proxies:
 deploy-tools:
 	bash tests/e2e/deploy/install.sh
 
+# cargo-fuzz for the fuzz targets of tests/fuzz.
+fuzz-tools:
+	tests/fuzz/run.sh install
+
 # One suite at a time (names as in tests/run.sh).
 rust-test:
 	tests/run.sh cargo
@@ -75,6 +81,12 @@ bench: npm
 	bash benches/load/install.sh
 	cargo build --release --locked
 	benches/load/compare.sh
+
+# Each fuzz target for FUZZ_SECONDS (600) in an optimized build; not part of `make test`,
+# whose fuzz suite runs each for FUZZ_SMOKE_SECONDS (20). tests/fuzz/README.md.
+fuzz: fuzz-tools
+	tests/fuzz/run.sh build release
+	tests/fuzz/run.sh long
 
 check:
 	cargo run --release --locked -- check -c gateway.toml

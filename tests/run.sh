@@ -27,6 +27,7 @@ SUITES=(
   "forward-auth|900|node|cd tests/e2e && node --test --test-concurrency=1 --test-reporter=tap forward-auth/"
   "bench-smoke|600|node|benches/load/smoke.sh"
   "deploy|300|unittest|tests/e2e/deploy/.venv/bin/python -m unittest discover -s tests/e2e/deploy -p 'test_*.py'"
+  "fuzz|600|node|tests/fuzz/run.sh smoke"
 )
 
 wanted=("$@")
