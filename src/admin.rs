@@ -51,6 +51,10 @@ impl ServeHttp for Admin {
             "/readyz" if self.readiness.is_ready() => (200, "text/plain", b"ready\n".to_vec()),
             "/readyz" => (503, "text/plain", b"not ready\n".to_vec()),
             "/metrics" => (200, "text/plain; version=0.0.4", METRICS.render()),
+            #[cfg(feature = "test-clock")]
+            "/test/clock" if session.req_header().method == http::Method::POST => {
+                test_clock(session.req_header())
+            }
             _ => (
                 404,
                 "text/plain",
@@ -64,5 +68,24 @@ impl ServeHttp for Admin {
             .header(http::header::CACHE_CONTROL, "no-store")
             .body(body)
             .expect("a valid response")
+    }
+}
+
+/// `POST /test/clock?advance=<seconds>`: moves the gateway's clock forward (a `test-clock`
+/// build only: the tests' build, never a release). Answers the new offset.
+#[cfg(feature = "test-clock")]
+fn test_clock(req: &pingora::http::RequestHeader) -> (u16, &'static str, Vec<u8>) {
+    let seconds = req
+        .uri
+        .query()
+        .and_then(|q| q.strip_prefix("advance="))
+        .and_then(|s| s.parse::<u64>().ok());
+    match seconds {
+        Some(s) => {
+            let offset = crate::clock::advance(s);
+            tracing::warn!(offset, "test clock moved forward");
+            (200, "text/plain", format!("{offset}\n").into_bytes())
+        }
+        None => (400, "text/plain", b"advance=<seconds>\n".to_vec()),
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod clock;
 pub mod commands;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -694,9 +694,9 @@ async fn an_expired_token_is_refused_once_past_its_exp_and_the_clock_skew() {
         "before exp",
     );
 
-    // exp + clock_skew (1 s) + a margin for whole-second rounding.
-    let wait = (exp + 1 + 2).saturating_sub(now());
-    tokio::time::sleep(Duration::from_secs(wait)).await;
+    // Past exp + clock_skew (1 s), with a margin for whole-second rounding: the gateway's
+    // clock moves instead of the test waiting.
+    gw.advance_clock((exp + 1 + 2).saturating_sub(now())).await;
     invalid_token(
         &with_token(&gw, "GET", "/api/orders/1", &token).await,
         "expired token",
@@ -947,9 +947,10 @@ async fn a_key_rotation_at_the_provider_fails_no_request() {
         }));
     }
 
-    // Rotate more than 10 s after the gateway loaded the keys, so that even a gateway that
-    // counts its start-up fetch against "at most one JWKS fetch per 10 s" may fetch now.
-    tokio::time::sleep(Duration::from_secs(11).saturating_sub(started.elapsed())).await;
+    // Rotate more than 10 s (the gateway's clock) after it loaded the keys, so that even a
+    // gateway that counts its start-up fetch against "at most one JWKS fetch per 10 s" may
+    // fetch now.
+    gw.advance_clock(11).await;
     let keys = op.rotate().await;
     let new_kid = keys["signing_kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, old_kid);

@@ -470,7 +470,7 @@ async fn sessions_outlive_their_access_token_by_refreshing_without_a_new_login()
     let first = session_cookie(&b, &gw);
     // Past the token's lifetime: the next request renews it instead of logging in again.
     for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(4500)).await;
+        gw.advance_clock(5).await;
         let page = b.open(&gw.url("/app/page")).await;
         assert_eq!(
             page.status,
@@ -497,7 +497,7 @@ async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_re
     let (gw, _) = gateway(&p).await;
     let mut b = Browser::new();
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    gw.advance_clock(5).await;
     let cookie = b.cookie_header(&gw.url("/"));
     let requests = (0..12).map(|i| {
         let url = gw.url(&format!("/app/burst/{i}"));
@@ -525,7 +525,7 @@ async fn concurrent_requests_of_a_due_session_refresh_once_even_with_rotating_re
     // The renewed session renews again later: the grant was not revoked by a reuse.
     let page = b.open(&gw.url("/app/page")).await;
     assert_eq!(page.status, 200);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    gw.advance_clock(5).await;
     let page = b.open(&gw.url("/app/page")).await;
     assert_eq!(page.status, 200, "{}\n{}", page.body, gw.log());
 }
@@ -538,7 +538,7 @@ async fn a_refused_refresh_ends_the_session_cleanly_never_a_loop() {
     b.log_in(&gw.url("/app/"), "alice", "alice-password").await;
     // The provider forgets every grant: the refresh token is refused.
     p.restart(&["--access-ttl", "4"]).await;
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    gw.advance_clock(5).await;
     let api = b.fetch(&gw.url("/app/api")).await;
     assert_eq!(api.status, 401, "{}\n{}", api.body, gw.log());
     assert!(
@@ -816,14 +816,15 @@ async fn redis_sessions_refresh_and_keep_their_handle() {
         .log_in(&a.url("/app/"), "alice", "alice-password")
         .await;
     let cookie = browser.cookie_header(&a.url("/"));
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    a.advance_clock(5).await;
+    b.advance_clock(5).await;
     // Both instances at once: one refreshes, the other waits for its result.
     let (x, y) = tokio::join!(
         api_status(&a, "/app/x", &cookie),
         api_status(&b, "/app/y", &cookie)
     );
     assert_eq!((x, y), (200, 200), "{}\n{}", a.log(), b.log());
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    b.advance_clock(5).await;
     assert_eq!(api_status(&b, "/app/z", &cookie).await, 200, "{}", b.log());
 }
 

@@ -6,7 +6,7 @@
 //! keys already loaded, so an outage of the provider never stops verification with them.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -183,7 +183,8 @@ pub struct Issuer {
     /// When an unknown `kid` last caused a JWKS fetch; guards their rate. Start-up and
     /// background refreshes do not count, so a key rotated in right after them is still
     /// fetched on first sight.
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the keys were last fetched for an unknown `kid` (seconds, the injected clock).
+    last_fetch: Mutex<Option<u64>>,
     /// Held while a fetch runs: callers with the same unknown kid wait for that fetch.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -305,7 +306,7 @@ impl Issuer {
 
     /// The key for a token, fetching the JWKS again when the `kid` is unknown — at most
     /// one fetch at a time, at most one per [`MIN_REFETCH`].
-    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Key> {
+    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm, now: u64) -> Option<Key> {
         if let Some(k) = self.keys().find(kid, alg) {
             return Some(k.clone());
         }
@@ -319,9 +320,9 @@ impl Issuer {
                 .last_fetch
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|t| t.elapsed() < MIN_REFETCH);
+                .is_some_and(|at| now.saturating_sub(at) < MIN_REFETCH.as_secs());
             if !recent {
-                *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
                 if let Err(e) = self.fetch_keys().await {
                     tracing::warn!(issuer = %self.settings.issuer, error = %e, "JWKS fetch for an unknown key failed");
                 }

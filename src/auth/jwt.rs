@@ -84,7 +84,7 @@ async fn verify_with(
     if !s.algorithms.contains(&head.alg) {
         return Err(Ok(TokenError::AlgorithmNotAllowed));
     }
-    let Some(key) = issuer.key_for(head.kid.as_deref(), head.alg).await else {
+    let Some(key) = issuer.key_for(head.kid.as_deref(), head.alg, now).await else {
         if issuer.keys().keys.is_empty() {
             return Err(Err(Unavailable::KeysNotLoaded));
         }

@@ -16,17 +16,7 @@ use crate::config::{Claims, Config, Introspection};
 use crate::identity::Identity;
 use crate::telemetry::METRICS;
 
-/// Seconds since the epoch, injected so expiry and skew are tested without sleeping.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    })
-}
+pub use crate::clock::{system_clock, Clock};
 
 /// How many verified tokens (and introspection answers) are kept.
 const CACHE_ENTRIES: u64 = 100_000;

@@ -122,6 +122,17 @@ impl Gateway {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
+    /// Moves the gateway's clock `seconds` forward (the tests' build has a movable clock:
+    /// the `test-clock` feature), instead of sleeping until tokens or sessions are due.
+    pub async fn advance_clock(&self, seconds: u64) {
+        let r = client()
+            .post(format!("http://{}/test/clock?advance={seconds}", self.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the gateway's clock moves (a test-clock build)");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
