@@ -45,7 +45,7 @@ build() {
   install
   # Cargo.lock is committed. When the library's dependencies have changed since, cargo adds
   # what is new to it (keeping every other version) instead of failing the build.
-  if ! cargo metadata --locked --offline --format-version 1 >/dev/null 2>&1; then
+  if ! cargo metadata --locked --format-version 1 >/dev/null 2>&1; then
     cargo metadata --format-version 1 >/dev/null
     echo "tests/fuzz/Cargo.lock: updated to the library's dependencies; commit it" >&2
   fi
