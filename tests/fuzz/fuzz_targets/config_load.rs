@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::verifier::{http_client, system_clock, Verifier};
+use portcullis::auth::verifier::{http_client, Verifier};
+use portcullis::clock::system_clock;
 use portcullis::config::{self, ConfigError};
 use portcullis::policy::path::normalize;
 use portcullis::proxy::{Gateway, InFlight};
