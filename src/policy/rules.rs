@@ -1,6 +1,6 @@
 //! Per-route rules for an authenticated caller: `allow`, then `scopes` by method.
 
-use super::route::Route;
+use super::route::{Route, ScopeRules};
 use crate::identity::Identity;
 
 /// Why an authenticated caller may not use a route (403).
@@ -46,19 +46,36 @@ pub fn check(route: &Route, method: &str, who: &Identity) -> Result<(), Denial> 
         }
     }
     if let Some(rules) = &route.scopes {
-        match rules.required(method) {
-            None => return Err(Denial::InsufficientScope(None)),
-            Some(needed) if needed.iter().all(|s| who.scopes.contains(s)) => {}
-            Some(needed) => return Err(Denial::InsufficientScope(Some(needed.to_vec()))),
+        let Some(needed) = scopes_needed(rules, method) else {
+            return Err(Denial::InsufficientScope(None));
+        };
+        if !needed.iter().all(|s| who.scopes.contains(s)) {
+            return Err(Denial::InsufficientScope(Some(needed)));
         }
     }
     Ok(())
 }
 
+/// The scopes `method` needs: those of the method as sent and, when it is not in upper
+/// case, also those of its upper-case spelling, since Django and Werkzeug (Flask) upper-case
+/// the method and act on `delete` as DELETE. `None` when no key covers either spelling.
+fn scopes_needed(rules: &ScopeRules, method: &str) -> Option<Vec<String>> {
+    let mut needed = rules.required(method)?.to_vec();
+    let upper = method.to_ascii_uppercase();
+    if upper != method {
+        for s in rules.required(&upper)? {
+            if !needed.contains(s) {
+                needed.push(s.clone());
+            }
+        }
+    }
+    Some(needed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::route::{Allow, ScopeRules, Upstream};
+    use crate::policy::route::{Allow, Upstream};
     use crate::policy::AuthMode;
     use std::collections::HashMap;
 
@@ -165,6 +182,40 @@ mod tests {
         assert_eq!(
             check(&only_read, "PUT", &who("c", &[], &["r"])),
             Err(Denial::InsufficientScope(None))
+        );
+    }
+
+    #[test]
+    fn a_method_in_another_case_needs_the_scopes_of_both_spellings() {
+        // Django and Werkzeug act on `delete` as DELETE, and on `get` as GET.
+        let rules = ScopeRules {
+            by_method: HashMap::from([("DELETE".into(), v(&["admin"]))]),
+            read: Some(v(&["r"])),
+            write: Some(v(&["w"])),
+            any: None,
+        };
+        let r = route(Allow::default(), Some(rules));
+        assert_eq!(
+            check(&r, "delete", &who("c", &[], &["w"])),
+            Err(Denial::InsufficientScope(Some(v(&["w", "admin"]))))
+        );
+        assert_eq!(check(&r, "delete", &who("c", &[], &["w", "admin"])), Ok(()));
+        assert_eq!(
+            check(&r, "get", &who("c", &[], &["w"])),
+            Err(Denial::InsufficientScope(Some(v(&["w", "r"]))))
+        );
+        assert_eq!(check(&r, "GET", &who("c", &[], &["r"])), Ok(()));
+        let only_read = route(
+            Allow::default(),
+            Some(ScopeRules {
+                read: Some(v(&["r"])),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            check(&only_read, "get", &who("c", &[], &["r"])),
+            Err(Denial::InsufficientScope(None)),
+            "`get` is no read, and no key covers writes"
         );
     }
 }
