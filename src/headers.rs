@@ -59,6 +59,7 @@ pub fn strip_client_identity(
     cookies: &OwnCookies,
 ) -> Vec<String> {
     // Header names are lower-case in the map already; only `_` needs reading as `-`.
+    // `Host` is end to end whatever `Connection` says: naming it removes nothing.
     let nominated: Vec<&str> = req
         .headers
         .get_all(http::header::CONNECTION)
@@ -68,11 +69,12 @@ pub fn strip_client_identity(
         .map(str::trim)
         .filter(|t| {
             !t.is_empty()
-                && !["close", "keep-alive", "upgrade"]
+                && !["close", "keep-alive", "upgrade", "host"]
                     .iter()
                     .any(|h| t.eq_ignore_ascii_case(h))
         })
         .collect();
+    let nominated_any = !nominated.is_empty();
     let doomed: Vec<String> = req
         .headers
         .keys()
@@ -90,10 +92,53 @@ pub fn strip_client_identity(
             removed.push(name);
         }
     }
+    if nominated_any || connection_is_malformed(req) {
+        // The nominations are served: `Connection` keeps only what pingora acts on, so a
+        // nomination it refuses (`Host`, `X-Forwarded-For`, ten or more names) is not a
+        // request dropped without an answer.
+        keep_connection_options(req);
+    }
     if strip_own_cookies(req, cookies) {
         removed.push("cookie (gateway cookies)".to_owned());
     }
     removed
+}
+
+/// The `Connection` options a hop keeps acting on.
+const CONNECTION_OPTIONS: [&str; 3] = ["close", "keep-alive", "upgrade"];
+
+/// Whether `Connection` names anything but its options (or is not text).
+fn connection_is_malformed(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| {
+            v.to_str().map_or(true, |v| {
+                v.split(',').map(str::trim).any(|t| {
+                    !t.is_empty() && !CONNECTION_OPTIONS.iter().any(|o| t.eq_ignore_ascii_case(o))
+                })
+            })
+        })
+}
+
+/// Rewrites `Connection` to its options alone (removed when none is left).
+fn keep_connection_options(req: &mut RequestHeader) {
+    let kept: Vec<&'static str> = CONNECTION_OPTIONS
+        .iter()
+        .copied()
+        .filter(|o| {
+            req.headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case(o))
+        })
+        .collect();
+    req.remove_header(&http::header::CONNECTION);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::CONNECTION, kept.join(", "));
+    }
 }
 
 /// Rewrites `Cookie` without the gateway's cookies. Returns whether any was removed.
@@ -334,6 +379,25 @@ mod tests {
         );
         assert!(r.headers.get("x-secret-thing").is_none());
         assert!(r.headers.get("x-other").is_some());
+        assert_eq!(r.headers["connection"], "keep-alive", "only the options are left");
+    }
+
+    #[test]
+    fn connection_naming_end_to_end_headers_keeps_them_and_only_the_options() {
+        let mut r = req(&[
+            ("Host", "app.test"),
+            ("Connection", "Host, X-Forwarded-For, Upgrade"),
+            ("Upgrade", "websocket"),
+        ]);
+        strip_client_identity(
+            &mut r,
+            &Headers::default(),
+            &OwnCookies {
+                base: "_portcullis".into(),
+            },
+        );
+        assert_eq!(r.headers["host"], "app.test");
+        assert_eq!(r.headers["connection"], "upgrade");
     }
 
     #[test]
