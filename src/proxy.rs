@@ -247,13 +247,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// Hands the browser a renewed session along with the backend's answer.
+    /// Refuses a protocol switch nobody asked for, and hands the browser a renewed session
+    /// along with the backend's answer.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        // A 101 to a request that asked for no upgrade would turn the connection into a
+        // tunnel whose bytes the gateway no longer reads as requests: a 502 instead.
+        if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS
+            && !asks_to_upgrade(session.req_header())
+        {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "the upstream switched protocols for a request that asked for no upgrade",
+            ));
+        }
         if ctx.set_cookies.is_empty() {
             return Ok(());
         }
@@ -375,6 +386,18 @@ impl Gateway {
         }
         Ok(Handled::Continue)
     }
+}
+
+/// Whether a request asks to switch protocols: `Upgrade`, and `Connection: upgrade`.
+fn asks_to_upgrade(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::UPGRADE)
+        && req
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// The pingora peer for one attempt on `upstream` at `addr`.
