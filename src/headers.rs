@@ -141,6 +141,60 @@ fn keep_connection_options(req: &mut RequestHeader) {
     }
 }
 
+/// Headers that web frameworks read as the method to act on, whatever the request line
+/// says (Symfony, Laravel, Express' method-override, Google's APIs).
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers that IIS, Symfony (before 5) and Zend read as the path to act on.
+const PATH_OVERRIDE_HEADERS: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
+/// The query parameter Laravel, Rails-style routers and Express read as the method.
+const METHOD_PARAMETER: &str = "_method";
+
+/// What a request says to make a backend act on another method or path than the one the
+/// rules check: a method-override header or `_method` parameter naming another method, or
+/// `X-Original-URL` / `X-Rewrite-URL` naming another path (header names in any case, `_`
+/// for `-`). `method` is the method decided on, `path` the normalized path, `query` the
+/// query. Returns the name to put in the refusal.
+pub fn override_in(
+    headers: &http::HeaderMap,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Option<&'static str> {
+    for (name, value) in headers {
+        let name = name.as_str();
+        if let Some(n) = METHOD_OVERRIDE_HEADERS.iter().find(|n| same_name(name, n)) {
+            let same = value
+                .to_str()
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case(method));
+            if !same {
+                return Some(n);
+            }
+        }
+        if let Some(n) = PATH_OVERRIDE_HEADERS.iter().find(|n| same_name(name, n)) {
+            let named = value
+                .to_str()
+                .ok()
+                .map(|v| v.split('?').next().unwrap_or(v));
+            let same = named
+                .and_then(|v| crate::policy::path::normalize(v).ok())
+                .is_some_and(|v| v == path);
+            if !same {
+                return Some(n);
+            }
+        }
+    }
+    let query = query?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .any(|(k, v)| k == METHOD_PARAMETER && !v.trim().eq_ignore_ascii_case(method))
+        .then_some(METHOD_PARAMETER)
+}
+
 /// Rewrites `Cookie` without the gateway's cookies. Returns whether any was removed.
 fn strip_own_cookies(req: &mut RequestHeader, cookies: &OwnCookies) -> bool {
     let values: Vec<Vec<u8>> = req
@@ -464,6 +518,54 @@ mod tests {
         assert_eq!(r.headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
         assert_eq!(r.headers["x-forwarded-proto"], "https");
         assert_eq!(r.headers["x-forwarded-host"], "app.example.com");
+    }
+
+    #[test]
+    fn method_and_path_overrides_naming_something_else_are_found() {
+        let check = |headers: &[(&str, &str)], method: &str, query: Option<&str>| {
+            override_in(&req(headers).headers, method, "/page", query)
+        };
+        assert_eq!(
+            check(&[("X-HTTP-Method-Override", "DELETE")], "GET", None),
+            Some("x-http-method-override")
+        );
+        assert_eq!(
+            check(&[("X_Method_Override", "PUT")], "POST", None),
+            Some("x-method-override")
+        );
+        assert_eq!(
+            check(&[("x-http-method", "delete")], "POST", None),
+            Some("x-http-method")
+        );
+        assert_eq!(
+            check(&[("X-HTTP-Method-Override", "get")], "GET", None),
+            None
+        );
+        assert_eq!(
+            check(&[("X-Original-URL", "/admin")], "GET", None),
+            Some("x-original-url")
+        );
+        assert_eq!(
+            check(&[("X_Rewrite_Url", "/admin")], "GET", None),
+            Some("x-rewrite-url")
+        );
+        assert_eq!(
+            check(&[("X-Original-URL", "/./page?x=1")], "GET", None),
+            None
+        );
+        assert_eq!(
+            check(&[], "POST", Some("a=1&_method=DELETE")),
+            Some("_method")
+        );
+        assert_eq!(
+            check(&[], "POST", Some("%5Fmethod=DELETE")),
+            Some("_method")
+        );
+        assert_eq!(check(&[], "POST", Some("_method=post")), None);
+        assert_eq!(
+            check(&[("Accept", "*/*")], "GET", Some("method=DELETE")),
+            None
+        );
     }
 
     #[test]

@@ -356,6 +356,10 @@ impl Gateway {
         }
         let req = session.req_header();
         let host = endpoints::request_host(req);
+        if let Some(refusal) = self.reinterpreted(req, host.as_deref(), &ctx.path) {
+            return self.refuse(session, ctx, refusal).await;
+        }
+        let req = session.req_header();
         let path = std::mem::take(&mut ctx.path);
         let target = Target {
             host: host.as_deref(),
@@ -385,6 +389,42 @@ impl Gateway {
             tracing::debug!(route, ?removed, "stripped client-supplied identity headers");
         }
         Ok(Handled::Continue)
+    }
+}
+
+impl Gateway {
+    /// A refusal when a backend could read the request as another host, method or path than
+    /// the rules would check: a `Host` that is not one host, a method or path override
+    /// (`X-HTTP-Method-Override`, `_method`, `X-Original-URL` …), or `;` parameters that put
+    /// the path under another route as servlet containers read it. `method` and `query` are
+    /// those of `req` unless given.
+    fn reinterpreted(
+        &self,
+        req: &RequestHeader,
+        host: Option<&str>,
+        path: &str,
+    ) -> Option<Refusal> {
+        self.reinterpreted_as(req, req.method.as_str(), host, path, req.uri.query())
+    }
+
+    fn reinterpreted_as(
+        &self,
+        req: &RequestHeader,
+        method: &str,
+        host: Option<&str>,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<Refusal> {
+        if host.is_some_and(|h| !crate::policy::route::valid_host(h)) {
+            return Some(Refusal::BadHost);
+        }
+        if let Some(name) = headers::override_in(&req.headers, method, path, query) {
+            return Some(Refusal::Override(name));
+        }
+        self.config
+            .routes
+            .parameters_change_route(host, path)
+            .then_some(Refusal::ParametersChangeRoute)
     }
 }
 

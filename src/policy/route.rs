@@ -322,8 +322,41 @@ impl RouteTable {
         }
     }
 
-    /// The route for a `Host` header value (port ignored) and a normalized path.
+    /// The route for a `Host` header value (port ignored) and a normalized path; `None` when
+    /// none matches, or when the path's `;parameters` would put it under another route
+    /// ([`RouteTable::parameters_change_route`]).
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let found = self.find_exactly(host, path)?;
+        match without_parameters(path) {
+            std::borrow::Cow::Borrowed(_) => Some(found),
+            std::borrow::Cow::Owned(bare) => {
+                let same = self
+                    .find_exactly(host, &bare)
+                    .is_some_and(|r| Arc::ptr_eq(r, found));
+                same.then_some(found)
+            }
+        }
+    }
+
+    /// Whether `path` belongs to another route (or to none) once its `;parameters` are left
+    /// out, as Tomcat, Jetty and Spring route it: `/admin;x/page` is `/admin/page` to them,
+    /// but to a route of `/` here. Such a path is refused rather than guessed at.
+    pub fn parameters_change_route(&self, host: Option<&str>, path: &str) -> bool {
+        match without_parameters(path) {
+            std::borrow::Cow::Borrowed(_) => false,
+            std::borrow::Cow::Owned(bare) => {
+                let as_sent = self.find_exactly(host, path);
+                let as_read = self.find_exactly(host, &bare);
+                match (as_sent, as_read) {
+                    (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                    (None, None) => false,
+                    _ => true,
+                }
+            }
+        }
+    }
+
+    fn find_exactly(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         let host = host.map(host_without_port);
         self.routes.iter().find(|r| {
             let host_ok = match (&r.host, &host) {
@@ -346,6 +379,59 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+}
+
+/// `path` with each segment's `;parameters` left out (`;` or its encoding `%3B`, to the end
+/// of the segment), as Tomcat, Jetty and Spring route it: `/a;v=1/b;jsessionid=x` is `/a/b`.
+pub fn without_parameters(path: &str) -> std::borrow::Cow<'_, str> {
+    let lower = path.to_ascii_lowercase();
+    if !path.contains(';') && !lower.contains("%3b") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let cut = segment
+                .find(';')
+                .into_iter()
+                .chain(segment.to_ascii_lowercase().find("%3b"))
+                .min()
+                .unwrap_or(segment.len());
+            &segment[..cut]
+        })
+        .collect();
+    std::borrow::Cow::Owned(segments.join("/"))
+}
+
+/// Whether a `Host` (or `X-Forwarded-Host`) value is one host: a name of letters, digits,
+/// `-`, `_` and `.`, or a bracketed IPv6 literal, with an optional numeric port. A list
+/// (`a.test, b.test`), userinfo, spaces or percent-escapes are not: a backend could read
+/// such a value as a host other than the one the route was chosen by.
+pub fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((literal, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return false;
+        }
+        match after {
+            "" => return true,
+            p => ("x", p.strip_prefix(':').unwrap_or("!")),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n, p),
+            None => (host, "0"),
+        }
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `Host` without the port, lower-case, without a trailing dot: `App.Example.com.:8080` →
@@ -431,6 +517,49 @@ mod tests {
         assert!(t.find(None, "/").is_none());
         assert!(t.find(Some("b.test"), "/other").is_none());
         assert!(t.find(None, "/apiary").is_none());
+    }
+
+    #[test]
+    fn segment_parameters_do_not_move_a_path_to_another_route() {
+        let t = table();
+        // Parameters that keep the path on its route change nothing.
+        for (path, want) in [
+            ("/api/orders/1;jsessionid=A", "orders"),
+            ("/api/x;v=1", "api"),
+            ("/static/app.js;v=2", "exact-prefix"),
+            ("/x;y", "root"),
+        ] {
+            assert!(!t.parameters_change_route(None, path), "{path}");
+            let got = t.find(None, path).map(|r| r.name.as_str());
+            assert_eq!(got, Some(want), "{path}");
+        }
+        // Parameters that would move it to another route as Tomcat reads it are refused.
+        for path in [
+            "/api;x/orders/1",
+            "/api/orders;jsessionid=A/1",
+            "/api;/x",
+            "/api%3Bv=1/x",
+            "/api%3b/orders/1",
+            "/static;v=2",
+        ] {
+            assert!(t.parameters_change_route(None, path), "{path}");
+            assert!(t.find(None, path).is_none(), "{path}");
+        }
+        assert_eq!(without_parameters("/a;v=1/b;c/d"), "/a/b/d");
+        assert_eq!(without_parameters("/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn only_single_hosts_are_valid_hosts() {
+        for ok in ["app.test", "App.Test:8080", "127.0.0.1:80", "[::1]", "[::1]:8443", "a_b.internal", "app.test."] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "", "a.test, b.test", "a.test,b.test", "a b", "x@admin.test", "a.test:80@b.test",
+            "a.test:", "a.test:x", "a.test:123456", "[::1", "[]:80", "[::1]x", "a%2etest", ":80", "é.test",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
     }
 
     #[test]

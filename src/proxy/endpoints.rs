@@ -57,6 +57,19 @@ impl Gateway {
             Ok(f) => f,
             Err(refusal) => return self.refuse(session, ctx, refusal).await,
         };
+        let req = session.req_header();
+        let query = req
+            .headers
+            .get("x-forwarded-uri")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|u| u.split_once('?'))
+            .map(|(_, q)| q);
+        let host = forwarded.host.as_deref();
+        let reinterpreted =
+            self.reinterpreted_as(req, &forwarded.method, host, &forwarded.path, query);
+        if let Some(refusal) = reinterpreted {
+            return self.refuse(session, ctx, refusal).await;
+        }
         let target = Target {
             host: forwarded.host.as_deref(),
             path: &forwarded.path,
@@ -367,14 +380,30 @@ pub struct Forwarded {
 /// subrequest's own method (always GET behind nginx): a DELETE would pass as a GET, so
 /// either missing is a 400, and so is a path that does not normalize.
 pub fn forwarded_request(req: &RequestHeader) -> Result<Forwarded, Refusal> {
-    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-    let host = header("x-forwarded-host")
-        .map(str::to_owned)
-        .or_else(|| request_host(req));
-    let uri =
-        header("x-forwarded-uri").ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Uri"))?;
-    let method = header("x-forwarded-method")
+    // A proxy in front that added its value to the client's instead of replacing it leaves
+    // two: which one it acts on cannot be told, so neither is decided on.
+    let header = |n: &str, shown: &'static str| {
+        let mut values = req.headers.get_all(n).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => Ok(v.to_str().ok()),
+            (Some(_), Some(_)) => Err(Refusal::AmbiguousForwardedHeader(shown)),
+        }
+    };
+    let host = match header("x-forwarded-host", "X-Forwarded-Host")? {
+        Some(h) if h.contains(',') => {
+            return Err(Refusal::AmbiguousForwardedHeader("X-Forwarded-Host"))
+        }
+        Some(h) => Some(h.to_owned()),
+        None => request_host(req),
+    };
+    let uri = header("x-forwarded-uri", "X-Forwarded-Uri")?
+        .ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Uri"))?;
+    let method = header("x-forwarded-method", "X-Forwarded-Method")?
         .ok_or(Refusal::MissingForwardedHeader("X-Forwarded-Method"))?;
+    if method.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err(Refusal::AmbiguousForwardedHeader("X-Forwarded-Method"));
+    }
     // The fragment too: pingora drops it from a request line and backends ignore it, so
     // `/admin#x` is served as `/admin` and must be decided as `/admin`.
     let raw_path = uri.split(['?', '#']).next().unwrap_or("/");
@@ -384,6 +413,11 @@ pub fn forwarded_request(req: &RequestHeader) -> Result<Forwarded, Refusal> {
         path,
         method: method.to_owned(),
     })
+}
+
+/// Whether `b` may be in an HTTP token, such as a method (RFC 9110 §5.6.2).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The most a form posted to the gateway (`form_post` callback, logout token) may carry.

@@ -53,6 +53,18 @@ pub enum Refusal {
     MethodNotAllowed(&'static str),
     /// A forward-auth request without the header that names what it decides.
     MissingForwardedHeader(&'static str),
+    /// A header or parameter that makes backends act on another method or path than the
+    /// one checked (`X-HTTP-Method-Override`, `_method`, `X-Original-URL` …); names it.
+    Override(&'static str),
+    /// A `;` parameter that would put the path under another route as servlet containers
+    /// read it (`/admin;x/page` is `/admin/page` to Tomcat).
+    ParametersChangeRoute,
+    /// A `Host` (or forward-auth's `X-Forwarded-Host`) that is not one host (a list,
+    /// userinfo, a bad port …).
+    BadHost,
+    /// A forward-auth header sent more than once, or holding a list: which value the proxy
+    /// in front acted on cannot be told.
+    AmbiguousForwardedHeader(&'static str),
 }
 
 impl From<AuthError> for Refusal {
@@ -99,7 +111,11 @@ impl Refusal {
             | Refusal::TokenTooLarge
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
-            | Refusal::MissingForwardedHeader(_) => 400,
+            | Refusal::MissingForwardedHeader(_)
+            | Refusal::Override(_)
+            | Refusal::ParametersChangeRoute
+            | Refusal::BadHost
+            | Refusal::AmbiguousForwardedHeader(_) => 400,
             Refusal::LoginFailed(
                 LoginError::UnknownState
                 | LoginError::ProviderError
@@ -128,7 +144,11 @@ impl Refusal {
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
             | Refusal::MethodNotAllowed(_)
-            | Refusal::MissingForwardedHeader(_) => "invalid_request",
+            | Refusal::MissingForwardedHeader(_)
+            | Refusal::Override(_)
+            | Refusal::ParametersChangeRoute
+            | Refusal::BadHost
+            | Refusal::AmbiguousForwardedHeader(_) => "invalid_request",
             Refusal::LoginFailed(
                 LoginError::UnknownState
                 | LoginError::ProviderError
@@ -177,6 +197,16 @@ impl Refusal {
             Refusal::MissingForwardedHeader(name) => format!(
                 "forward-auth needs {name}: the proxy in front must set X-Forwarded-Method, -Host and -Uri"
             ),
+            Refusal::Override(name) => format!(
+                "`{name}` would make the backend act on another method or path than the one checked: send that method or path itself"
+            ),
+            Refusal::BadHost => "the Host must be one host name or address, with an optional port".to_owned(),
+            Refusal::AmbiguousForwardedHeader(name) => format!(
+                "forward-auth needs exactly one {name}, holding one value: the proxy in front must replace what the client sent, not add to it"
+            ),
+            Refusal::ParametersChangeRoute => {
+                "a `;` parameter in the path would put it under another route (as Tomcat, Jetty and Spring read it)".to_owned()
+            }
         }
     }
 
@@ -214,7 +244,11 @@ impl Refusal {
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
             | Refusal::MethodNotAllowed(_)
-            | Refusal::MissingForwardedHeader(_) => None,
+            | Refusal::MissingForwardedHeader(_)
+            | Refusal::Override(_)
+            | Refusal::ParametersChangeRoute
+            | Refusal::BadHost
+            | Refusal::AmbiguousForwardedHeader(_) => None,
         }
     }
 }
