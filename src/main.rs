@@ -200,37 +200,7 @@ fn check(path: &std::path::Path, online: bool) -> ExitCode {
         eprintln!("portcullis: {e}");
         return ExitCode::from(1);
     }
-    println!("{}: OK", path.display());
-    let listen: Vec<String> = config
-        .server
-        .listen
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    println!(
-        "  listen:  {} ({})",
-        listen.join(", "),
-        if config.server.tls.is_some() {
-            "TLS"
-        } else {
-            "plain HTTP"
-        }
-    );
-    match config.admin {
-        Some(a) => println!("  admin:   {a} (/healthz, /readyz, /metrics)"),
-        None => println!("  admin:   none ([admin] is absent: no health checks or metrics)"),
-    }
-    for r in config.routes.iter() {
-        let upstreams: Vec<&str> = r.upstreams.iter().map(|u| &*u.url).collect();
-        let host = r.host.as_ref().map_or("*".to_owned(), |h| format!("{h:?}"));
-        println!(
-            "  route {:?}: host {host}, path {} -> {} (auth {})",
-            r.name,
-            r.path,
-            upstreams.join(", "),
-            r.auth.as_str()
-        );
-    }
+    print!("{}", portcullis::commands::summary(&config, path));
     if online {
         match block_on(portcullis::commands::check_online(&config)) {
             Ok(report) => print!("{report}"),

@@ -47,9 +47,42 @@ fn check_accepts_the_example_and_lists_routes() {
     let (code, out, err) = run_cli(&["check", "-c", example]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("OK") && out.contains("route \"echo\""),
+        out.contains("OK")
+            && out.contains(
+                "  route \"echo\": path = \"/\", upstream = \"http://127.0.0.1:9000\", auth = \"public\"\n"
+            ),
         "{out}"
     );
+}
+
+#[test]
+fn check_lists_routes_in_the_words_of_gateway_toml_not_rust_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:1\"]\npublic_url = \"http://x\"\n\
+         [provider]\nissuer = \"https://kc.test/realms/r\"\nclient_id = \"portcullis\"\n\
+         [session]\nsecrets = [\"0123456789abcdef0123456789abcdef\"]\n\
+         [[routes]]\nname = \"app\"\nhost = \"*.example.com\"\npath = \"/app/\"\nupstreams = [\"http://a:1\", \"http://b:1\"]\nauth = \"login\"\n\
+         allow = { roles = [\"admin\"], email_domains = [\"example.com\"] }\n\
+         [[routes]]\nname = \"orders\"\npath = \"/api/orders/\"\nupstream = \"http://a:1\"\nauth = \"bearer\"\n\
+         scopes = { read = [\"orders:read\"], DELETE = [\"orders:admin\"], \"*\" = [\"orders\"] }\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "  route \"app\": host = \"*.example.com\", path = \"/app/\", upstreams = [\"http://a:1\", \"http://b:1\"], auth = \"login\"\n",
+        "    allow = { roles = [\"admin\"], email_domains = [\"example.com\"] }\n",
+        "  route \"orders\": path = \"/api/orders/\", upstream = \"http://a:1\", auth = \"bearer\"\n",
+        "    scopes = { \"*\" = [\"orders\"], DELETE = [\"orders:admin\"], read = [\"orders:read\"] }\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    for rust_word in ["Login", "Bearer", "Exact(", "Wildcard(", "by_method"] {
+        assert!(!out.contains(rust_word), "{rust_word} in:\n{out}");
+    }
 }
 
 #[test]
