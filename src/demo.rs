@@ -2,7 +2,8 @@
 //! backend, all on loopback, so the first command a newcomer runs shows a browser login, a
 //! role rule and a service token end to end, with nothing to install.
 //!
-//! [`start`] binds the echo backend and the [`provider`] on a tokio runtime of their own
+//! [`start`] binds the echo backend (HTML for a browser's page load: [`echo_page`]) and
+//! the [`provider`] on a tokio runtime of their own
 //! (its worker threads serve them while pingora runs the gateway on the main thread) and
 //! returns the gateway's configuration, written as the TOML a user would write and parsed
 //! like any `gateway.toml`. [`Demo::announce_when_ready`] prints what to open and try once
@@ -11,6 +12,7 @@
 //! **Not for production**: the provider's users have fixed passwords and the session
 //! secret changes at every start.
 
+pub mod echo_page;
 pub mod keys;
 pub mod pages;
 pub mod provider;
@@ -149,7 +151,7 @@ pub fn start(addrs: Addresses) -> Result<(Demo, Config), DemoError> {
         url::Url::parse(&addrs.public_url()).expect("http://<socket address> is a URL");
     let gateway_secret = secret::generate();
     let provider = runtime.block_on(async {
-        crate::echo::start(addrs.backend)
+        crate::echo::start_with(addrs.backend, Some(echo_page::page))
             .await
             .map_err(|source| DemoError::CannotListen {
                 flag: "--backend",
@@ -336,7 +338,8 @@ fn banner(addrs: &Addresses, issuer: &str, token: &str) -> String {
  backend   http://{backend}/ (echo: answers with the request it received)
  metrics   http://{admin}/metrics
 
- Open in a browser (the page shows the headers the backend received):
+ Open in a browser (the backend's page shows the identity the gateway set, then
+ every other header it received; API clients get them as JSON):
     {url}/app?x=1         log in as alice or bob
     {url}/admin           role admin only: alice gets in, bob gets 403
     {url}/_portcullis/logout?rd=/public/   log out, here and at the provider

@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod echo;
 pub mod headers;
+pub mod html;
 pub mod identity;
 pub mod policy;
 pub mod proxy;

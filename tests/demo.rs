@@ -177,7 +177,13 @@ async fn a_demo_login_lands_on_the_page_first_asked_for_with_alices_identity_and
     );
     let page = b.open(&start).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let echo = page.echo();
+    assert!(
+        page.body
+            .contains("<th>user (x-auth-request-user)</th><td>alice</td>"),
+        "a page load gets the backend's page: {}",
+        page.body
+    );
+    let echo = b.fetch(&start).await.echo();
     assert_eq!(echo["uri"], "/app?x=1");
     assert_eq!(header(&echo, "x-auth-request-user"), "alice");
     assert_eq!(header(&echo, "x-auth-request-email"), "alice@example.com");
@@ -205,8 +211,117 @@ async fn bob_without_the_admin_role_gets_403_on_admin_not_a_login_loop() {
     let page = b.open(&demo.url("/admin")).await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.location.is_none());
-    let app = b.open(&demo.url("/app")).await;
+    let app = b.fetch(&demo.url("/app")).await;
     assert_eq!(header(&app.echo(), "x-auth-request-roles"), "user");
+}
+
+/// Where `needle` is in `page`, or a failure that shows the page.
+fn at(page: &str, needle: &str) -> usize {
+    page.find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} is not on the page:\n{page}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_backend_shows_a_browser_the_identity_first_as_text_and_api_clients_json() {
+    let demo = Demo::start();
+    let mut b = Browser::new();
+    b.log_in(&demo, &demo.url("/app"), "alice", "alice-password")
+        .await;
+    let url = demo.url("/app/page?x=1");
+    let hostile = "<script>alert(1)</script>";
+    let load = b
+        .http
+        .get(&url)
+        .header("Accept", "text/html")
+        .header("Sec-Fetch-Mode", "navigate")
+        .header("X-Note", hostile);
+    let page = b.send(load, &url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let html = page.body.as_str();
+    assert!(
+        html.starts_with("<!doctype html>"),
+        "a page, not JSON: {html}"
+    );
+    assert!(html.contains("<code>GET /app/page?x=1</code>"), "{html}");
+    // The identity the gateway set comes first, in reading order, then every other header.
+    let identity = [
+        "<th>user (x-auth-request-user)</th><td>alice</td>",
+        "<th>email (x-auth-request-email)</th><td>alice@example.com</td>",
+        "<th>roles (x-auth-request-roles)</th><td>admin,editor,user</td>",
+        "<th>groups (x-auth-request-groups)</th><td>/staff</td>",
+    ];
+    let places: Vec<usize> = identity.iter().map(|n| at(html, n)).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]), "{html}");
+    let rest = at(html, "Every other request header");
+    assert!(places.iter().all(|&p| p < rest), "identity first: {html}");
+    assert!(at(html, "<th>x-forwarded-for</th>") > rest, "{html}");
+    // A header value is text on the page, never markup.
+    assert!(!html.contains(hostile), "{html}");
+    assert!(
+        html.contains("<th>x-note</th><td>&lt;script&gt;alert(1)&lt;/script&gt;</td>"),
+        "{html}"
+    );
+    for link in [
+        "href=\"/admin\"",
+        "href=\"/_portcullis/userinfo\"",
+        "href=\"/_portcullis/logout",
+    ] {
+        at(html, link);
+    }
+    // The gateway's session cookie is no header the backend saw.
+    assert!(!html.contains("_portcullis="), "{html}");
+
+    // A fetch, and a client that names no Accept, get the JSON they always got.
+    let echo = b.fetch(&url).await.echo();
+    assert_eq!(echo["uri"], "/app/page?x=1");
+    assert_eq!(header(&echo, "x-auth-request-user"), "alice");
+    let api = support::client()
+        .get(demo.url("/public/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.headers()["content-type"], "application/json");
+    let echo: Value = api.json().await.unwrap();
+    assert_eq!(echo["uri"], "/public/x");
+    assert!(echo["headers"].is_array() && echo["body_bytes"] == 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn userinfo_shows_a_browser_a_page_and_gives_api_clients_the_json() {
+    let demo = Demo::start();
+    let mut b = Browser::new();
+    b.log_in(&demo, &demo.url("/app"), "alice", "alice-password")
+        .await;
+    let url = demo.url("/_portcullis/userinfo");
+    let page = b.open(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let html = page.body.as_str();
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    let fields = [
+        "<th>user</th><td>alice</td>",
+        "<th>email</th><td>alice@example.com</td>",
+        "<th>roles</th><td>admin,editor,user</td>",
+        "<th>groups</th><td>/staff</td>",
+    ];
+    let places: Vec<usize> = fields.iter().map(|n| at(html, n)).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]), "{html}");
+    at(html, "href=\"/_portcullis/logout\"");
+
+    let who = b.fetch(&url).await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    let who: Value = serde_json::from_str(&who.body).unwrap();
+    assert_eq!(who["user"], "alice");
+    assert_eq!(who["roles"], serde_json::json!(["admin", "editor", "user"]));
+    for key in [
+        "email",
+        "groups",
+        "subject",
+        "client",
+        "scopes",
+        "expires_at",
+    ] {
+        assert!(who.get(key).is_some(), "{key} in {who}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

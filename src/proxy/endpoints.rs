@@ -14,6 +14,7 @@ use crate::auth::verifier::Verified;
 use crate::auth::{self, Bearer};
 use crate::headers;
 use crate::policy::path;
+use crate::session::browser::is_navigation;
 use crate::session::cookies::request_cookies;
 use crate::session::login::LoginError;
 use crate::session::token_endpoint::Tokens;
@@ -102,7 +103,8 @@ impl Gateway {
         Ok(Handled::Responded)
     }
 
-    /// The caller's identity as JSON: the bearer token's, else the browser session's.
+    /// The caller's identity as JSON, or as a page for a browser's page load (the same
+    /// fields): the bearer token's, else the browser session's.
     async fn userinfo(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
         let req = session.req_header();
         let credential = auth::bearer(req);
@@ -124,13 +126,18 @@ impl Gateway {
         };
         match found {
             Ok(v) => {
-                let who = serde_json::to_value(&v.identity).unwrap_or_default();
                 let cookies: Vec<_> = ctx
                     .set_cookies
                     .drain(..)
                     .map(|c| (http::header::SET_COOKIE, c))
                     .collect();
-                respond::send_json(session, 200, &who, &cookies).await?;
+                if is_navigation(session.req_header()) {
+                    let page = crate::html::userinfo(&v.identity);
+                    respond::send_html(session, 200, page, &cookies).await?;
+                } else {
+                    let who = serde_json::to_value(&v.identity).unwrap_or_default();
+                    respond::send_json(session, 200, &who, &cookies).await?;
+                }
                 Ok(Handled::Responded)
             }
             Err(r) => self.refuse(session, ctx, r).await,

@@ -345,6 +345,26 @@ pub async fn send_redirect(
     session.write_response_header(Box::new(head), true).await
 }
 
+/// Writes a small HTML page of the gateway's own (not a refusal), for a browser's page
+/// load; `html` is escaped by its writer (`crate::html`).
+pub async fn send_html(
+    session: &mut Session,
+    status: u16,
+    html: String,
+    extra: &[(http::HeaderName, String)],
+) -> pingora::Result<()> {
+    let body = Bytes::from(html);
+    let mut head = ResponseHeader::build(status, Some(4 + extra.len())).expect("a valid status");
+    let _ = head.insert_header(http::header::CONTENT_TYPE, "text/html; charset=utf-8");
+    let _ = head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    let _ = head.insert_header(http::header::CACHE_CONTROL, "no-store");
+    for (k, v) in extra {
+        let _ = head.append_header(k.clone(), v.as_str());
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
 /// Writes a small JSON answer of the gateway's own (not a refusal).
 pub async fn send_json(
     session: &mut Session,

@@ -13,7 +13,13 @@ pub fn is_page_load(method: &str, req: &RequestHeader) -> bool {
 /// Whether a browser shows the answer as a page: a navigation (any method, so a form POST
 /// too), as [`is_page_load`] tells it. An XHR or fetch is not one, whatever its `Accept`.
 pub fn is_navigation(req: &RequestHeader) -> bool {
-    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    headers_navigate(&req.headers)
+}
+
+/// [`is_navigation`] on a request's headers alone (for servers that are not pingora's,
+/// such as the demo's echo backend).
+pub fn headers_navigate(headers: &http::HeaderMap) -> bool {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     match header("sec-fetch-mode") {
         Some(mode) => mode.eq_ignore_ascii_case("navigate"),
         None => {
