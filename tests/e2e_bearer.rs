@@ -632,9 +632,15 @@ async fn a_token_without_the_scope_a_method_needs_is_refused_with_insufficient_s
     let r = with_token(&gw, "PUT", "/api/orders/1", &reporting).await;
     insufficient_scope(&r, "orders:write", "reporting PUT needs orders:write");
 
-    // Methods are matched as sent: `get` and PROPFIND are not GET, so they need `write`.
+    // Methods are matched as sent, and a method not in capitals needs the scopes of its
+    // capitalized spelling too (Django acts on `get` as GET): `get` needs `write` and `read`,
+    // PROPFIND is no GET and needs `write`.
     let r = with_token(&gw, "get", "/api/orders/1", &reporting).await;
-    insufficient_scope(&r, "orders:write", "lower-case `get` is no GET");
+    insufficient_scope(
+        &r,
+        "orders:write orders:read",
+        "lower-case `get` needs the write scopes and GET's",
+    );
     let r = with_token(&gw, "PROPFIND", "/api/orders/1", &reporting).await;
     insufficient_scope(&r, "orders:write", "PROPFIND needs the write scopes");
     let echo = reached(

@@ -5,8 +5,10 @@
 //! The input is the subrequest's headers, `name: value` one a line.
 //!
 //! Invariants:
-//! - it never panics; a refusal is a 400 for a missing (or non-text) `X-Forwarded-Uri` or
-//!   `-Method`, or for a path that does not normalize;
+//! - it never panics; a refusal is a 400: `X-Forwarded-Host`, `-Uri` or `-Method` sent
+//!   twice, a host that is a list, or a method that is no HTTP token is ambiguous (in that
+//!   order: host, URI, method); a missing (or non-text) `X-Forwarded-Uri` or `-Method` is
+//!   missing; else only a path that does not normalize is refused;
 //! - the method is the header, byte for byte; the host is `X-Forwarded-Host`, else `Host`;
 //! - the path is the normalized path of the URI before its query, a fixed point of
 //!   `normalize`, and it is the path the gateway matches when the same request-target
@@ -36,17 +38,41 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let first = |n: &str| req.headers.get(n).map(|v| v.to_str().ok());
+    let twice = |n: &str| req.headers.get_all(n).iter().count() > 1;
     let uri = first("x-forwarded-uri").flatten();
     let method = first("x-forwarded-method").flatten();
     let got = forwarded_request(&req);
-    let (Some(uri), Some(method)) = (uri, method) else {
-        let missing = if uri.is_none() {
-            "X-Forwarded-Uri"
-        } else {
-            "X-Forwarded-Method"
-        };
-        assert_eq!(got, Err(Refusal::MissingForwardedHeader(missing)));
+    // What must be refused before the path is read, worked out from the headers alone.
+    let token = |m: &str| {
+        !m.is_empty()
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let host_list = first("x-forwarded-host")
+        .flatten()
+        .is_some_and(|h| h.contains(','));
+    let refused = if twice("x-forwarded-host") || host_list {
+        Some(Refusal::AmbiguousForwardedHeader("X-Forwarded-Host"))
+    } else if twice("x-forwarded-uri") {
+        Some(Refusal::AmbiguousForwardedHeader("X-Forwarded-Uri"))
+    } else if uri.is_none() {
+        Some(Refusal::MissingForwardedHeader("X-Forwarded-Uri"))
+    } else if twice("x-forwarded-method") {
+        Some(Refusal::AmbiguousForwardedHeader("X-Forwarded-Method"))
+    } else if method.is_none() {
+        Some(Refusal::MissingForwardedHeader("X-Forwarded-Method"))
+    } else if !method.is_some_and(token) {
+        Some(Refusal::AmbiguousForwardedHeader("X-Forwarded-Method"))
+    } else {
+        None
+    };
+    if let Some(refusal) = refused {
+        assert_eq!(refusal.status(), 400, "{refusal:?}");
+        assert_eq!(got, Err(refusal));
         return;
+    }
+    let (Some(uri), Some(method)) = (uri, method) else {
+        unreachable!("both are present when nothing is refused");
     };
     let f = match got {
         Err(refusal) => {
