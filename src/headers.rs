@@ -197,19 +197,33 @@ pub fn override_in(
 
 /// Rewrites `Cookie` without the gateway's cookies. Returns whether any was removed.
 fn strip_own_cookies(req: &mut RequestHeader, cookies: &OwnCookies) -> bool {
-    let values: Vec<Vec<u8>> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .map(|v| v.as_bytes().to_vec())
-        .collect();
-    if values.is_empty() {
+    let (kept, removed) = cookies_not_ours(&req.headers, cookies);
+    if !removed {
         return false;
     }
+    req.remove_header(&http::header::COOKIE);
+    if let Some(joined) = kept {
+        // The parts came from valid header values, so the join is one too.
+        let _ = req.insert_header(http::header::COOKIE, joined);
+    }
+    true
+}
+
+/// The request's cookies without the gateway's, as one `Cookie` value (`theme=dark;
+/// sid=42`), or `None` when no other cookie was sent. Forward-auth answers it, so that a
+/// proxy that cannot drop one cookie itself (Traefik) replaces the backend's `Cookie`
+/// with it.
+pub fn others_cookies(req: &RequestHeader, cookies: &OwnCookies) -> Option<Vec<u8>> {
+    cookies_not_ours(&req.headers, cookies).0
+}
+
+/// The pairs of every `Cookie` header that are not the gateway's, joined with `; `
+/// (`None` when none is left), and whether any was the gateway's.
+fn cookies_not_ours(headers: &http::HeaderMap, cookies: &OwnCookies) -> (Option<Vec<u8>>, bool) {
     let mut kept: Vec<&[u8]> = Vec::new();
     let mut removed = false;
-    for value in &values {
-        for pair in value.split(|&b| b == b';') {
+    for value in headers.get_all(http::header::COOKIE) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
             let trimmed = pair.trim_ascii();
             if trimmed.is_empty() {
                 continue;
@@ -226,16 +240,8 @@ fn strip_own_cookies(req: &mut RequestHeader, cookies: &OwnCookies) -> bool {
             }
         }
     }
-    if !removed {
-        return false;
-    }
-    req.remove_header(&http::header::COOKIE);
-    if !kept.is_empty() {
-        let joined = kept.join(&b"; "[..]);
-        // The parts came from valid header values, so the join is one too.
-        let _ = req.insert_header(http::header::COOKIE, joined);
-    }
-    true
+    let joined = (!kept.is_empty()).then(|| kept.join(&b"; "[..]));
+    (joined, removed)
 }
 
 /// What the gateway saw of the connection.
@@ -478,6 +484,26 @@ mod tests {
             },
         );
         assert!(only_ours.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn the_cookie_forward_auth_answers_holds_every_cookie_but_the_gateways() {
+        let own = OwnCookies {
+            base: "_portcullis".into(),
+        };
+        let r = req(&[
+            ("Cookie", "_portcullis=abc; theme=dark; _portcullis_1=x"),
+            ("Cookie", "_portcullis_state_k=y; sid=42; _portcullisx=keep"),
+        ]);
+        assert_eq!(
+            others_cookies(&r, &own).as_deref(),
+            Some(&b"theme=dark; sid=42; _portcullisx=keep"[..])
+        );
+        let r = req(&[("Cookie", "a=1"), ("Cookie", "b=2")]);
+        assert_eq!(others_cookies(&r, &own).as_deref(), Some(&b"a=1; b=2"[..]));
+        let only_ours = req(&[("Cookie", "_portcullis=abc; _portcullis_2=y")]);
+        assert_eq!(others_cookies(&only_ours, &own), None);
+        assert_eq!(others_cookies(&req(&[]), &own), None);
     }
 
     #[test]

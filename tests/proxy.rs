@@ -562,6 +562,52 @@ async fn forward_auth_fragment_does_not_move_the_request_to_another_route() {
     }
 }
 
+/// Traefik's forwardAuth cannot drop one cookie from `Cookie`: without a cleaned `Cookie`
+/// in the answer (which `authResponseHeaders` puts on the backend's request) the backend
+/// received the sealed session.
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_auth_answers_the_cookies_without_the_session_for_the_proxy_to_pass_on() {
+    let (gw, _) = every_route_kind("").await;
+    let ask = |cookies: &'static [&'static str]| {
+        let addr = gw.addr;
+        async move {
+            let mut headers = vec![
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Host", "app.test"),
+                ("X-Forwarded-Uri", "/public/page"),
+            ];
+            headers.extend(cookies.iter().map(|c| ("Cookie", *c)));
+            get(addr, "/_portcullis/auth", &headers).await
+        }
+    };
+    let cookie_lines = |r: &support::Raw| -> Vec<String> {
+        r.head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    };
+    let r = ask(&[
+        "_portcullis=sealed; theme=dark; _portcullis_1=chunk",
+        "_portcullis_state_x=y; sid=42",
+    ])
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(cookie_lines(&r), ["theme=dark; sid=42"], "{}", r.head);
+    assert!(
+        !r.head.contains("sealed") && !r.head.contains("chunk"),
+        "{}",
+        r.head
+    );
+    // Nothing left: no Cookie in the answer, which the proxy reads as "send none".
+    let r = ask(&["_portcullis=sealed; _portcullis_2=chunk"]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(cookie_lines(&r), Vec::<String>::new(), "{}", r.head);
+    let r = ask(&[]).await;
+    assert_eq!(cookie_lines(&r), Vec::<String>::new(), "{}", r.head);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_have_one_line_per_request_with_route_status_and_upstream() {
     let up = support::echo().await;

@@ -90,8 +90,15 @@ impl Gateway {
             }
             Admission::Refused(r) => return self.refuse(session, ctx, r).await,
         };
+        // The client's cookies without the gateway's, for a proxy that cannot drop one
+        // cookie itself to put on the backend's request (Traefik: `authResponseHeaders:
+        // [Cookie]`); absent when none is left, which such a proxy reads as "no Cookie".
+        // A `Cookie` that is not text is not answered.
+        let others = headers::others_cookies(session.req_header(), &self.cookies)
+            .and_then(|c| String::from_utf8(c).ok());
+        identity.extend(others.map(|c| (http::header::COOKIE, c)));
         // A renewed session reaches the browser when the proxy in front passes these on
-        // (nginx: `auth_request_set`, Traefik: `authResponseHeaders`).
+        // (nginx: `auth_request_set`, Traefik: `addAuthCookiesToResponse`).
         identity.extend(
             ctx.set_cookies
                 .drain(..)
