@@ -1,5 +1,6 @@
 # `make test` installs what the tests need (idempotently) and runs every test.
-#   apt:  cmake (pingora builds zlib-ng with it)
+#   apt:  cmake (pingora builds zlib-ng with it); redis-server and redis-sentinel (sessions on
+#         one server, on Sentinel, and on a Cluster made with redis-tools' redis-cli)
 #   npm:  tests/e2e (oidc-provider, playwright-core), pinned by package-lock.json
 #   pip:  tests/e2e/dot/.venv (django-oauth-toolkit) and deploy/examples/django/.venv (the
 #         Django example), each pinned by its requirements.txt
@@ -17,7 +18,7 @@
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake chromium redis-server wrk
+APT_PACKAGES := cmake chromium redis-server redis-sentinel wrk
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
 .PHONY: test build deps apt npm pip keycloak proxies deploy-tools fuzz-tools rust-test e2e-test bench fuzz check fmt clippy clean-e2e

@@ -85,10 +85,10 @@ impl Sessions {
     ) -> Result<Sessions, String> {
         let origin = public_url.as_str().trim_end_matches('/').to_owned();
         let cookie_codec = || Codec::new(&config.cookie, &config.secrets);
-        let store: Box<dyn SessionStore> = match (config.store, &config.redis_url) {
-            (Store::Redis, Some(url)) => Box::new(
-                RedisStore::new(url, cookie_codec(), &config.secrets, config.lifetime)
-                    .map_err(|e| format!("session.redis_url: {e}"))?,
+        let store: Box<dyn SessionStore> = match (config.store, &config.redis) {
+            (Store::Redis, Some(redis)) => Box::new(
+                RedisStore::new(redis, cookie_codec(), &config.secrets, config.lifetime)
+                    .map_err(|e| format!("session: Redis: {e}"))?,
             ),
             _ => Box::new(CookieStore::new(cookie_codec())),
         };
@@ -280,10 +280,12 @@ impl Sessions {
         data: &SessionData,
         now: u64,
         cookies: &[(&str, &str)],
-    ) -> Vec<String> {
+    ) -> Result<Vec<String>, StoreUnavailable> {
+        // The store first: marked ended here before the store forgot it, the session would
+        // no longer open on this instance, and a logout tried again could not end it there.
+        self.store.discard(&data.id).await?;
         self.revocations.end_session(&data.id, now);
-        self.store.discard(&data.id).await;
-        self.jar.clear(cookies)
+        Ok(self.jar.clear(cookies))
     }
 
     /// `Set-Cookie` values that clear every session cookie the request carried.

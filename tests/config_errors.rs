@@ -49,6 +49,17 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str, usize)> {
         ("missing upstream_ca file", format!("{HEAD}[[routes]]\npath = \"/\"\nupstream = \"https://a:1\"\nupstream_ca = \"/nonexistent/ca.pem\"\nauth = \"public\"\n"), "routes[0].upstream_ca", "no file", 7),
         ("no routes", HEAD.to_owned(), "routes", "at least one", 4),
         ("redis without url", format!("{HEAD}{SESSION}store = \"redis\"\n{ROUTE}"), "session.redis_url", "redis_url", 6),
+        ("redis servers without store = redis", format!("{HEAD}{SESSION}redis_cluster = [\"redis://127.0.0.1:7000\"]\n{ROUTE}"), "session.redis_cluster", "only read with store = \"redis\"", 6),
+        ("two kinds of redis servers", format!("{HEAD}{SESSION}store = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_cluster = [\"redis://127.0.0.1:7000\"]\n{ROUTE}"), "session.redis_cluster", "`redis_url` is set too", 8),
+        ("sentinels without a master name", format!("{HEAD}{SESSION}store = \"redis\"\nredis_sentinels = [\"redis://127.0.0.1:26379\"]\n{ROUTE}"), "session.redis_sentinel_master", "sentinel monitor", 7),
+        ("a master name without sentinels", format!("{HEAD}{SESSION}store = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_sentinel_master = \"mymaster\"\n{ROUTE}"), "session.redis_sentinel_master", "only read with redis_sentinels", 8),
+        ("a master name with a space", format!("{HEAD}{SESSION}store = \"redis\"\nredis_sentinels = [\"redis://127.0.0.1:26379\"]\nredis_sentinel_master = \"my master\"\n{ROUTE}"), "session.redis_sentinel_master", "without spaces", 8),
+        ("no sentinels", format!("{HEAD}{SESSION}store = \"redis\"\nredis_sentinels = []\nredis_sentinel_master = \"mymaster\"\n{ROUTE}"), "session.redis_sentinels", "at least one Sentinel", 7),
+        ("a sentinel that is no url", format!("{HEAD}{SESSION}store = \"redis\"\nredis_sentinels = [\"redis://127.0.0.1:26379\", \"127.0.0.1:26380\"]\nredis_sentinel_master = \"mymaster\"\n{ROUTE}"), "session.redis_sentinels[1]", "expected redis://", 7),
+        ("a sentinel url with a database", format!("{HEAD}{SESSION}store = \"redis\"\nredis_sentinels = [\"redis://127.0.0.1:26379/2\"]\nredis_sentinel_master = \"mymaster\"\n{ROUTE}"), "session.redis_sentinels[0]", "no database 2", 7),
+        ("no cluster nodes", format!("{HEAD}{SESSION}store = \"redis\"\nredis_cluster = []\n{ROUTE}"), "session.redis_cluster", "at least one Cluster node", 7),
+        ("cluster nodes with different passwords", format!("{HEAD}{SESSION}store = \"redis\"\nredis_cluster = [\"redis://:one@127.0.0.1:7000\", \"redis://:two@127.0.0.1:7001\"]\n{ROUTE}"), "session.redis_cluster", "cannot make one Cluster client", 7),
+        ("an empty redis password", format!("{HEAD}{SESSION}store = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_password = \"\"\n{ROUTE}"), "session.redis_password", "empty", 8),
         ("admin on the public port", format!("{HEAD}[admin]\nlisten = \"127.0.0.1:8080\"\n{ROUTE}"), "admin.listen", "public listener", 5),
         ("public_url with a path", format!("[server]\nlisten = [\"127.0.0.1:8080\"]\npublic_url = \"http://x/app\"\n{ROUTE}"), "server.public_url", "origin", 3),
         ("syntax error", format!("{HEAD}[[routes]\n"), "(file)", "", 4),
@@ -123,4 +134,36 @@ fn defaults_are_as_documented() {
         ["realm_access.roles", "resource_access.portcullis.roles"]
     );
     assert_eq!(c.headers.user.as_str(), "x-auth-request-user");
+}
+
+#[test]
+fn each_kind_of_redis_servers_is_read_as_written_and_the_password_is_never_shown() {
+    use portcullis::config::RedisServers;
+    let redis = |lines: &str| {
+        let c = parse(&format!("{HEAD}{SESSION}store = \"redis\"\n{lines}{ROUTE}")).unwrap();
+        c.session.unwrap().redis.expect("redis servers")
+    };
+    let one = redis("redis_url = \"redis://127.0.0.1:6379/2\"\n");
+    assert_eq!(one.servers, RedisServers::One("redis://127.0.0.1:6379/2".into()));
+    assert!(one.username.is_none() && one.password.is_none());
+    let sentinel = redis(
+        "redis_sentinels = [\"redis://127.0.0.1:26379\", \"redis://:s@127.0.0.1:26380\"]\nredis_sentinel_master = \"mymaster\"\nredis_username = \"gateway\"\nredis_password = \"data-secret-never-shown\"\n",
+    );
+    assert_eq!(
+        sentinel.servers,
+        RedisServers::Sentinel {
+            sentinels: vec!["redis://127.0.0.1:26379".into(), "redis://:s@127.0.0.1:26380".into()],
+            master: "mymaster".into(),
+        }
+    );
+    assert_eq!(sentinel.username.as_deref(), Some("gateway"));
+    assert_eq!(sentinel.password.as_ref().map(|p| p.expose()), Some("data-secret-never-shown"));
+    assert!(!format!("{sentinel:?}").contains("data-secret-never-shown"));
+    let cluster = redis("redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n");
+    assert_eq!(
+        cluster.servers,
+        RedisServers::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()])
+    );
+    let cookie = parse(&format!("{HEAD}{SESSION}{ROUTE}")).unwrap();
+    assert!(cookie.session.unwrap().redis.is_none());
 }

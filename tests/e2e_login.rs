@@ -805,6 +805,63 @@ async fn sessions_in_an_unreachable_redis_get_503_never_a_pass_or_a_login_loop()
     assert!(page.body.contains("try again"), "{}", page.body);
 }
 
+/// A logout that Redis did not answer was a 302 that cleared the cookie, while the session
+/// stayed in Redis, usable by anyone else holding the cookie: the browser was told it was
+/// logged out and it was not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_redis_does_not_record_is_a_503_that_keeps_the_cookie_to_try_again() {
+    let p = Provider::start().await;
+    let r = Redis::start().await;
+    let (a, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let (b, _) = gateway_with(&p, "", &redis_session(&r)).await;
+    let mut browser = Browser::new();
+    browser
+        .log_in(&a.url("/app/"), "alice", "alice-password")
+        .await;
+    let cookie = browser.cookie_header(&a.url("/"));
+    assert_eq!(api_status(&b, "/app/x", &cookie).await, 200);
+    let log_out = || {
+        support::client()
+            .get(a.url("/_portcullis/logout?rd=/app/"))
+            .header("Cookie", &cookie)
+            .header("Accept", "application/json")
+            .send()
+    };
+    // Redis stops answering (the process is stopped): its commands time out.
+    let signal = |sig| {
+        // SAFETY: kill(2) on the redis-server this test started.
+        let rc = unsafe { libc::kill(r.proc.pid() as i32, sig) };
+        assert_eq!(rc, 0, "signal {sig} to redis-server");
+    };
+    signal(libc::SIGSTOP);
+    let out = log_out().await.unwrap();
+    let status = out.status().as_u16();
+    let set_cookies: Vec<String> = out
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect();
+    let body: serde_json::Value = out.json().await.unwrap_or_default();
+    signal(libc::SIGCONT);
+    assert_eq!(status, 503, "{body}\n{}", a.log());
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(
+        set_cookies.is_empty(),
+        "the cookie is kept to log out again: {set_cookies:?}"
+    );
+    assert_eq!(
+        api_status(&b, "/app/x", &cookie).await,
+        200,
+        "the 503 said so: the session was not ended"
+    );
+    // Tried again with Redis back, the logout ends it on every instance.
+    let out = log_out().await.unwrap();
+    assert_eq!(out.status(), 302, "{}", a.log());
+    assert_eq!(api_status(&b, "/app/x", &cookie).await, 401);
+    assert_eq!(api_status(&a, "/app/x", &cookie).await, 401);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_sessions_refresh_and_keep_their_handle() {
     let p = Provider::start_args(&["--access-ttl", "4", "--rotate-refresh-tokens"]).await;

@@ -267,6 +267,8 @@ impl Builder<'_> {
                 "at least one secret is needed: `portcullis secret` prints one",
             ));
         }
+        let store = s.store.as_ref().map_or(Store::Cookie, |s| *s.get_ref());
+        let redis = self.redis(&s, store)?;
         let cookie = match s.cookie {
             Some(c) => {
                 let name = c.get_ref().0.clone();
@@ -285,24 +287,6 @@ impl Builder<'_> {
             }
             None => DEFAULT_COOKIE.to_owned(),
         };
-        let store = s.store.as_ref().map_or(Store::Cookie, |s| *s.get_ref());
-        if let Some(url) = &s.redis_url {
-            if redis::Client::open(url.get_ref().0.as_str()).is_err() {
-                return Err(self.here.span(
-                    url,
-                    "session.redis_url",
-                    "expected redis://[:password@]host[:port][/db] (or rediss:// for TLS)",
-                ));
-            }
-        }
-        if store == Store::Redis && s.redis_url.is_none() {
-            let st = s.store.as_ref().expect("store is set when it is redis");
-            return Err(self.here.span(
-                st,
-                "session.redis_url",
-                "store = \"redis\" needs redis_url, e.g. \"redis://127.0.0.1:6379\"",
-            ));
-        }
         Ok(Session {
             secrets: s.secrets.into_inner().into_iter().map(|s| s.0).collect(),
             cookie,
@@ -310,9 +294,143 @@ impl Builder<'_> {
             refresh: s.refresh.unwrap_or(true),
             same_site: s.same_site.unwrap_or(SameSite::Lax),
             store,
-            redis_url: s.redis_url.map(|t| t.into_inner().0),
+            redis,
             domain: s.domain.map(|t| t.0),
         })
+    }
+
+    /// The Redis servers of `store = "redis"`: exactly one of `redis_url`,
+    /// `redis_sentinels` (with `redis_sentinel_master`) and `redis_cluster`.
+    fn redis(&self, s: &file::Session, store: Store) -> Result<Option<Redis>, ConfigError> {
+        const MODES: &str = "redis_url = \"redis://127.0.0.1:6379\" (one server), redis_sentinels = [\"redis://127.0.0.1:26379\", …] with redis_sentinel_master (Sentinel) or redis_cluster = [\"redis://127.0.0.1:7000\", …] (Cluster)";
+        let given: Vec<(&str, usize)> = [
+            ("redis_url", s.redis_url.as_ref().map(|v| v.span().start)),
+            ("redis_sentinels", s.redis_sentinels.as_ref().map(|v| v.span().start)),
+            ("redis_sentinel_master", s.redis_sentinel_master.as_ref().map(|v| v.span().start)),
+            ("redis_cluster", s.redis_cluster.as_ref().map(|v| v.span().start)),
+            ("redis_username", s.redis_username.as_ref().map(|v| v.span().start)),
+            ("redis_password", s.redis_password.as_ref().map(|v| v.span().start)),
+        ]
+        .into_iter()
+        .filter_map(|(k, at)| Some((k, at?)))
+        .collect();
+        if store != Store::Redis {
+            return match given.first() {
+                Some((k, at)) => Err(self.here.at(*at, format!("session.{k}"), format!(
+                    "`{k}` is only read with store = \"redis\": add store = \"redis\" to [session], or remove it"
+                ))),
+                None => Ok(None),
+            };
+        }
+        let mut modes: Vec<(&str, usize)> = given
+            .iter()
+            .copied()
+            .filter(|(k, _)| matches!(*k, "redis_url" | "redis_sentinels" | "redis_cluster"))
+            .collect();
+        modes.sort_by_key(|(_, at)| *at);
+        if let [(first, _), (second, at), ..] = modes[..] {
+            return Err(self.here.at(at, format!("session.{second}"), format!(
+                "`{first}` is set too: give one of {MODES}"
+            )));
+        }
+        let servers = match (&s.redis_url, &s.redis_sentinels, &s.redis_cluster) {
+            (Some(url), None, None) => {
+                self.redis_node(url, "session.redis_url".to_owned())?;
+                RedisServers::One(url.get_ref().0.clone())
+            }
+            (None, Some(sentinels), None) => {
+                let sentinels = self.redis_nodes(sentinels, "session.redis_sentinels", "Sentinel")?;
+                let Some(master) = &s.redis_sentinel_master else {
+                    return Err(self.here.at(
+                        s.redis_sentinels.as_ref().map_or(0, |v| v.span().start),
+                        "session.redis_sentinel_master",
+                        "redis_sentinels needs redis_sentinel_master: the name the Sentinels monitor the primary under (`sentinel monitor <name> …`), e.g. \"mymaster\"",
+                    ));
+                };
+                let name = master.get_ref().0.clone();
+                if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                    return Err(self.here.span(
+                        master,
+                        "session.redis_sentinel_master",
+                        "expected the master's name as the Sentinels know it, without spaces, e.g. \"mymaster\"",
+                    ));
+                }
+                RedisServers::Sentinel { sentinels, master: name }
+            }
+            (None, None, Some(nodes)) => {
+                let nodes = self.redis_nodes(nodes, "session.redis_cluster", "Cluster node")?;
+                if let Err(e) = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str)) {
+                    return Err(self.here.at(
+                        s.redis_cluster.as_ref().map_or(0, |v| v.span().start),
+                        "session.redis_cluster",
+                        format!("these nodes cannot make one Cluster client: {}", e.detail().unwrap_or(e.category())),
+                    ));
+                }
+                RedisServers::Cluster(nodes)
+            }
+            _ => {
+                let st = s.store.as_ref().expect("store is set when it is redis");
+                return Err(self.here.span(
+                    st,
+                    "session.redis_url",
+                    format!("store = \"redis\" needs its servers: {MODES}"),
+                ));
+            }
+        };
+        if let (Some(master), false) = (&s.redis_sentinel_master, matches!(servers, RedisServers::Sentinel { .. })) {
+            return Err(self.here.span(
+                master,
+                "session.redis_sentinel_master",
+                "redis_sentinel_master is only read with redis_sentinels (the Sentinels to ask for it)",
+            ));
+        }
+        Ok(Some(Redis {
+            servers,
+            username: s.redis_username.as_ref().map(|u| u.get_ref().0.clone()),
+            password: s.redis_password.as_ref().map(|p| p.get_ref().0.clone()),
+        }))
+    }
+
+    /// A list of Redis URLs (Sentinels or Cluster nodes): not empty, each one checked.
+    fn redis_nodes(
+        &self,
+        list: &toml::Spanned<Vec<toml::Spanned<value::Text>>>,
+        key: &str,
+        what: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        if list.get_ref().is_empty() {
+            return Err(self.here.span(list, key, format!(
+                "at least one {what} address is needed, e.g. [\"redis://127.0.0.1:{}\"]",
+                if what == "Sentinel" { 26379 } else { 7000 }
+            )));
+        }
+        let mut urls = Vec::new();
+        for (i, url) in list.get_ref().iter().enumerate() {
+            let db = self.redis_node(url, format!("{key}[{i}]"))?;
+            if db != 0 {
+                return Err(self.here.span(url, format!("{key}[{i}]"), format!(
+                    "a {what} has no database {db}: drop the `/{db}` (sessions use database 0)"
+                )));
+            }
+            urls.push(url.get_ref().0.clone());
+        }
+        Ok(urls)
+    }
+
+    /// Checks one Redis URL; its database number.
+    fn redis_node(&self, url: &toml::Spanned<value::Text>, key: String) -> Result<i64, ConfigError> {
+        use redis::IntoConnectionInfo as _;
+        let text = url.get_ref().0.as_str();
+        let info = text.into_connection_info().map_err(|e| {
+            self.here.span(url, key.clone(), format!(
+                "expected redis://[[user]:password@]host[:port][/db]: {}",
+                e.detail().unwrap_or(e.category())
+            ))
+        })?;
+        if matches!(info.addr(), redis::ConnectionAddr::Unix(_)) && key != "session.redis_url" {
+            return Err(self.here.span(url, key, "expected redis://host:port: Sentinel and Cluster nodes are reached over TCP"));
+        }
+        Ok(info.redis_settings().db())
     }
 
     fn routes(

@@ -140,6 +140,11 @@ pub struct Session {
     pub same_site: Option<SameSite>,
     pub store: Option<Spanned<Store>>,
     pub redis_url: Option<toml::Spanned<Text>>,
+    pub redis_sentinels: Option<Spanned<Vec<Spanned<Text>>>>,
+    pub redis_sentinel_master: Option<Spanned<Text>>,
+    pub redis_cluster: Option<Spanned<Vec<Spanned<Text>>>>,
+    pub redis_username: Option<Spanned<Text>>,
+    pub redis_password: Option<Spanned<ClientSecret>>,
     pub domain: Option<Text>,
 }
 

@@ -106,8 +106,35 @@ pub struct Session {
     pub refresh: bool,
     pub same_site: SameSite,
     pub store: Store,
-    pub redis_url: Option<String>,
+    /// Where `store = "redis"` keeps sessions; `None` with `store = "cookie"`.
+    pub redis: Option<Redis>,
     pub domain: Option<String>,
+}
+
+/// The Redis servers that hold sessions (`store = "redis"`).
+#[derive(Debug, Clone)]
+pub struct Redis {
+    pub servers: RedisServers,
+    /// `redis_username`: the ACL user on the servers that hold sessions (not the Sentinels).
+    pub username: Option<String>,
+    /// `redis_password`: the password of the servers that hold sessions (not the
+    /// Sentinels); it replaces one written in their URLs.
+    pub password: Option<Secret>,
+}
+
+/// One server, a primary that Sentinel names, or a Cluster. URLs are checked at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServers {
+    /// `redis_url`.
+    One(String),
+    /// `redis_sentinels` and `redis_sentinel_master`: the primary the Sentinels monitor
+    /// under `master`, followed through failovers.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+    /// `redis_cluster`: nodes of a Redis Cluster to learn its slots from.
+    Cluster(Vec<String>),
 }
 
 impl Claims {

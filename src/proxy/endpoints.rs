@@ -329,14 +329,26 @@ impl Gateway {
             return self.refuse(session, ctx, Refusal::BadReturnTarget).await;
         };
         let now = self.verifier.now();
-        // A store that cannot be reached does not keep anyone logged in: the cookie is
-        // cleared whatever happens.
+        // A session the store could not end is not reported ended: the answer is a 503 and
+        // the cookie stays, so that the logout can be tried again (while the store cannot
+        // be reached, the session opens nowhere either). A 302 here would leave the session
+        // usable, with `store = "redis"`, to whoever else holds the cookie.
         let owned = owned_cookies(req);
         let request_cookies = pairs(&owned);
-        let current = sessions.open(&request_cookies, now).await.ok().flatten();
-        let clear = match &current {
-            Some((data, _)) => sessions.discard(data, now, &request_cookies).await,
-            None => sessions.clear(&request_cookies),
+        let ended = match sessions.open(&request_cookies, now).await {
+            Ok(Some((data, verified))) => sessions
+                .discard(&data, now, &request_cookies)
+                .await
+                .map(|clear| (Some((data, verified)), clear)),
+            Ok(None) => Ok((None, sessions.clear(&request_cookies))),
+            Err(e) => Err(e),
+        };
+        let (current, clear) = match ended {
+            Ok(ended) => ended,
+            Err(_) => {
+                let refusal = Refusal::Unavailable(Unavailable::SessionStore);
+                return self.refuse(session, ctx, refusal).await;
+            }
         };
         let end_session = self
             .verifier

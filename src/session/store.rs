@@ -55,8 +55,8 @@ pub trait SessionStore: Send + Sync {
         refresh: Refresh<'a>,
     ) -> Result<SessionData, TokenError>;
 
-    /// Forgets session `id` (a logout), as far as the store can.
-    async fn discard(&self, id: &str);
+    /// Forgets session `id` (a logout); an error when the store could not be told.
+    async fn discard(&self, id: &str) -> Result<(), StoreUnavailable>;
 
     /// Forgets every session a back-channel logout names; how many it held.
     async fn end(&self, ended: &Ended) -> Result<usize, StoreUnavailable>;
@@ -112,7 +112,9 @@ impl SessionStore for CookieStore {
         refresh.await
     }
 
-    async fn discard(&self, _id: &str) {}
+    async fn discard(&self, _id: &str) -> Result<(), StoreUnavailable> {
+        Ok(())
+    }
 
     async fn end(&self, _ended: &Ended) -> Result<usize, StoreUnavailable> {
         Ok(0)

@@ -109,3 +109,63 @@ impl Browser {
         self.send(req, url).await
     }
 }
+
+/// Opens `start` and, when sent to log in, logs `user` in at the look-alike provider (its
+/// login form included) and opens the gateway's callback; returns the callback's answer,
+/// or the first answer when it was no redirect. Every redirect is inspected before it is
+/// followed.
+pub async fn log_in(b: &mut Browser, start: &str, user: &str, password: &str) -> Answer {
+    let mut a = b.open(start).await;
+    if a.location.is_none() {
+        return a;
+    }
+    for _ in 0..10 {
+        let loc = a.location.clone().expect("a redirect");
+        if loc.contains("/login-actions/") && a.status == 303 {
+            let page = b.open(&loc).await;
+            assert!(
+                page.body.contains("name=\"username\""),
+                "no login form: {}",
+                page.body
+            );
+            let form = b
+                .http
+                .post(&loc)
+                .form(&[("username", user), ("password", password)]);
+            a = b.send(form, &loc).await;
+            continue;
+        }
+        if loc.contains("/_portcullis/callback") {
+            return b.open(&loc).await;
+        }
+        a = b.open(&loc).await;
+    }
+    panic!("too many redirects");
+}
+
+/// The action and the hidden fields of the first form of an HTML page.
+pub fn hidden_form(html: &str) -> (String, Vec<(String, String)>) {
+    fn attr(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = start + tag[start..].find('"')?;
+        Some(
+            tag[start..end]
+                .replace("&amp;", "&")
+                .replace("&quot;", "\"")
+                .replace("&#x2F;", "/")
+                .replace("&#x3D;", "="),
+        )
+    }
+    let form_at = html.find("<form").expect("a form");
+    let form_tag = &html[form_at..form_at + html[form_at..].find('>').unwrap()];
+    let action = attr(form_tag, "action").expect("a form action");
+    let fields = html[form_at..]
+        .split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}

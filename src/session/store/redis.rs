@@ -7,13 +7,32 @@
 //! `portcullis:sid:<sid>` and `portcullis:sub:<sub>` (the session ids of a provider session
 //! and of a user, for back-channel logout), `portcullis:refresh:<id>` (a short lock: one
 //! refresh per session across instances).
+//!
+//! The servers are one `redis-server` (`redis_url`), the primary that Redis Sentinel names
+//! ([`sentinel`], `redis_sentinels`), or a Redis Cluster (`redis_cluster`). Every command
+//! and every transaction touches one key, because Cluster refuses a transaction — and the
+//! redis crate a pipeline — across hash slots, and a session's three keys lie in three
+//! slots. Hash tags cannot put them in one: the `sid` and `sub` indexes are shared by many
+//! sessions, and a back-channel logout names only a `sid` or only a `sub`, so no tag could
+//! be known to every reader short of one tag for everything (one slot, one primary: no
+//! Cluster left). What the one transaction gave, the order of the writes keeps: a session
+//! is indexed before it is stored, and deleted before it leaves its index, so every stored
+//! session can be found by a back-channel logout; a write cut short leaves at most an index
+//! entry that names nothing. The same code runs in the three modes.
 
+mod sentinel;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::IntoConnectionInfo as _;
 use serde::{Deserialize, Serialize};
 
 use super::{Refresh, Sealed, SessionStore, StoreUnavailable};
+use crate::config::{Redis, RedisServers};
 use crate::secret::Secret;
 use crate::session::codec::Codec;
 use crate::session::model::SessionData;
@@ -25,6 +44,10 @@ const PREFIX: &str = "portcullis";
 const REFRESH_LOCK: Duration = Duration::from_secs(10);
 /// How long another instance waits for that refresh to land.
 const REFRESH_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection to a Redis server (or a Sentinel) may take to open.
+const CONNECT_WITHIN: Duration = Duration::from_secs(1);
+/// How long Redis may take to answer a command; past it, the request gets a 503.
+const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// What the cookie carries when the session lives in Redis.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,10 +55,130 @@ struct Handle {
     id: String,
 }
 
+/// Why Redis gave no answer.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Sentinel(#[from] sentinel::Error),
+    #[error("no connection within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The connection to the servers that hold sessions.
+enum Link {
+    /// One server: a connection manager that reconnects by itself.
+    One {
+        client: redis::Client,
+        conn: tokio::sync::OnceCell<ConnectionManager>,
+    },
+    /// The primary that Sentinel names, found again after a failover.
+    Sentinel(Arc<sentinel::Primary>),
+    /// A Cluster: the crate's cluster connection follows slots and redirections.
+    Cluster {
+        client: ClusterClient,
+        conn: tokio::sync::OnceCell<ClusterConnection>,
+    },
+}
+
+impl Link {
+    fn new(redis: &Redis) -> Result<Link, String> {
+        let e = |e: redis::RedisError| e.to_string();
+        Ok(match &redis.servers {
+            RedisServers::One(url) => {
+                let info = url.as_str().into_connection_info().map_err(e)?;
+                let settings = with_auth(info.redis_settings().clone(), redis);
+                Link::One {
+                    client: redis::Client::open(info.set_redis_settings(settings)).map_err(e)?,
+                    conn: tokio::sync::OnceCell::new(),
+                }
+            }
+            RedisServers::Sentinel { sentinels, master } => {
+                let sentinels = sentinels
+                    .iter()
+                    .map(|u| u.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                Link::Sentinel(Arc::new(sentinel::Primary::new(
+                    sentinels,
+                    master.clone(),
+                    with_auth(redis::RedisConnectionInfo::default(), redis),
+                    connection_config(),
+                )))
+            }
+            RedisServers::Cluster(nodes) => {
+                let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_WITHIN)
+                    .response_timeout(ANSWER_WITHIN);
+                if let Some(user) = &redis.username {
+                    builder = builder.username(user);
+                }
+                if let Some(password) = &redis.password {
+                    builder = builder.password(password.expose());
+                }
+                Link::Cluster {
+                    client: builder.build().map_err(e)?,
+                    conn: tokio::sync::OnceCell::new(),
+                }
+            }
+        })
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, LinkError> {
+        match self {
+            Link::One { client, conn } => {
+                let mut conn = conn
+                    .get_or_try_init(|| async {
+                        let config = redis::aio::ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(CONNECT_WITHIN))
+                            .set_response_timeout(Some(ANSWER_WITHIN))
+                            .set_number_of_retries(1);
+                        client.get_connection_manager_lazy(config)
+                    })
+                    .await?
+                    .clone();
+                Ok(pipe.query_async(&mut conn).await?)
+            }
+            Link::Sentinel(primary) => Ok(primary.query(pipe).await?),
+            Link::Cluster { client, conn } => {
+                let within = CONNECT_WITHIN + ANSWER_WITHIN;
+                let mut conn = conn
+                    .get_or_try_init(|| async {
+                        tokio::time::timeout(within, client.get_async_connection())
+                            .await
+                            .map_err(|_| LinkError::Timeout(within))?
+                            .map_err(LinkError::from)
+                    })
+                    .await?
+                    .clone();
+                Ok(pipe.query_async(&mut conn).await?)
+            }
+        }
+    }
+}
+
+/// `settings` with `redis_username` and `redis_password`, where they are set.
+fn with_auth(mut settings: redis::RedisConnectionInfo, redis: &Redis) -> redis::RedisConnectionInfo {
+    if let Some(user) = &redis.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &redis.password {
+        settings = settings.set_password(password.expose());
+    }
+    settings
+}
+
+/// Timeouts for the connections this module opens itself (Sentinels, the primary).
+fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_WITHIN))
+        .set_response_timeout(Some(ANSWER_WITHIN))
+}
+
 /// Sessions in Redis.
 pub struct RedisStore {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    link: Link,
     /// Seals what Redis holds.
     codec: Codec,
     /// Seals the handle into the cookie.
@@ -45,40 +188,20 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// A store for `url` (checked by the configuration); nothing is connected until the
-    /// first request.
+    /// A store on the servers of `redis` (checked by the configuration); nothing is
+    /// connected until the first request.
     pub fn new(
-        url: &str,
+        redis: &Redis,
         cookie: Codec,
         secrets: &[Secret],
         lifetime: Duration,
     ) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         Ok(RedisStore {
-            client,
-            conn: tokio::sync::OnceCell::new(),
+            link: Link::new(redis)?,
             codec: Codec::new("portcullis-redis-session", secrets),
             cookie,
             lifetime,
         })
-    }
-
-    async fn conn(&self) -> Result<ConnectionManager, StoreUnavailable> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(1)))
-                    .set_number_of_retries(1);
-                self.client.get_connection_manager_lazy(config)
-            })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot set up the Redis session store");
-                StoreUnavailable
-            })?;
-        Ok(conn.clone())
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -86,8 +209,7 @@ impl RedisStore {
         what: &str,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreUnavailable> {
-        let mut conn = self.conn().await?;
-        pipe.query_async(&mut conn).await.map_err(|e| {
+        self.link.query(pipe).await.map_err(|e| {
             tracing::error!(error = %e, what, "Redis session store failed");
             StoreUnavailable
         })
@@ -97,32 +219,46 @@ impl RedisStore {
         format!("{PREFIX}:{kind}:{id}")
     }
 
-    /// Stores `data` until its end, and indexes it by `sid` and `sub`.
+    /// Adds session `id` to the index `key`, kept for `ttl` seconds (one key, one slot).
+    async fn index(&self, key: &str, id: &str, ttl: i64) -> Result<(), StoreUnavailable> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .sadd(key, id)
+            .ignore()
+            .expire(key, ttl)
+            .ignore();
+        self.run::<()>("index", &pipe).await
+    }
+
+    /// Stores `data` until its end, indexed by `sid` and `sub` first.
     async fn put(&self, data: &SessionData, now: u64) -> Result<(), StoreUnavailable> {
         let ttl = data.exp.saturating_sub(now).max(1);
         let index_ttl = self.lifetime.as_secs().max(ttl) as i64;
+        let sid = data.sid.as_ref().map(|sid| Self::key("sid", sid));
+        let sub = data.identity.subject.as_ref().map(|sub| Self::key("sub", sub));
+        let (by_sid, by_sub) = tokio::join!(
+            async {
+                match &sid {
+                    Some(k) => self.index(k, &data.id, index_ttl).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                match &sub {
+                    Some(k) => self.index(k, &data.id, index_ttl).await,
+                    None => Ok(()),
+                }
+            }
+        );
+        by_sid?;
+        by_sub?;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .set_ex(
-                Self::key("session", &data.id),
-                self.codec.seal_one(data),
-                ttl,
-            )
-            .ignore();
-        if let Some(sid) = &data.sid {
-            let k = Self::key("sid", sid);
-            pipe.sadd(&k, &data.id)
-                .ignore()
-                .expire(&k, index_ttl)
-                .ignore();
-        }
-        if let Some(sub) = &data.identity.subject {
-            let k = Self::key("sub", sub);
-            pipe.sadd(&k, &data.id)
-                .ignore()
-                .expire(&k, index_ttl)
-                .ignore();
-        }
+        pipe.set_ex(
+            Self::key("session", &data.id),
+            self.codec.seal_one(data),
+            ttl,
+        )
+        .ignore();
         self.run::<()>("put", &pipe).await
     }
 
@@ -140,7 +276,9 @@ impl RedisStore {
         self.run::<()>("delete", &pipe).await
     }
 
-    /// Deletes every session of a provider session (`sid`) or of a user (`sub`).
+    /// Deletes every session of a provider session (`sid`) or of a user (`sub`), then
+    /// takes those — and only those — out of the index: a session indexed meanwhile stays
+    /// findable.
     async fn end_all(&self, ended: &Ended) -> Result<usize, StoreUnavailable> {
         let index = match ended {
             Ended::Sid(sid) => Self::key("sid", sid),
@@ -149,12 +287,14 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.smembers(&index);
         let (ids,): (Vec<String>,) = self.run("end", &pipe).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for id in &ids {
-            pipe.del(Self::key("session", id)).ignore();
+        if ids.is_empty() {
+            return Ok(0);
         }
-        pipe.del(&index).ignore();
+        for id in &ids {
+            self.delete(id).await?;
+        }
+        let mut pipe = redis::pipe();
+        pipe.srem(&index, &ids).ignore();
         self.run::<()>("end", &pipe).await?;
         Ok(ids.len())
     }
@@ -254,9 +394,8 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn discard(&self, id: &str) {
-        // Unreachable: the local mark still holds here, and the entry expires.
-        let _ = self.delete(id).await;
+    async fn discard(&self, id: &str) -> Result<(), StoreUnavailable> {
+        self.delete(id).await
     }
 
     async fn end(&self, ended: &Ended) -> Result<usize, StoreUnavailable> {
