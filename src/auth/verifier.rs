@@ -46,17 +46,29 @@ fn token_key(token: &str) -> Key {
     k
 }
 
-/// Expires each cached entry at its own deadline.
-struct UntilDeadline;
+/// A cached verification, used while the gateway's clock is before `until` (seconds since
+/// the epoch): the token's `exp`, or for an introspection answer the end of
+/// `introspection_cache` if that comes first. The clock decides, so the tests move it
+/// instead of waiting.
+#[derive(Clone)]
+struct Cached {
+    verified: Arc<Verified>,
+    until: u64,
+}
 
-impl moka::Expiry<Key, (Arc<Verified>, Duration)> for UntilDeadline {
-    fn expire_after_create(
-        &self,
-        _k: &Key,
-        v: &(Arc<Verified>, Duration),
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(v.1)
+/// Removes each entry from memory a while after its `until` (moka's own time): that only
+/// bounds memory, [`cached`] decides with the gateway's clock.
+struct UntilDeadline {
+    clock: Clock,
+}
+
+/// How long past its `until` an entry may stay in memory.
+const EVICT_AFTER: Duration = Duration::from_secs(60);
+
+impl moka::Expiry<Key, Cached> for UntilDeadline {
+    fn expire_after_create(&self, _k: &Key, v: &Cached, _now: std::time::Instant) -> Option<Duration> {
+        let left = v.until.saturating_sub((self.clock)());
+        Some(Duration::from_secs(left).saturating_add(EVICT_AFTER))
     }
 }
 
@@ -66,8 +78,8 @@ pub struct Verifier {
     claims: Claims,
     http: reqwest::Client,
     clock: Clock,
-    verified: Cache<Key, (Arc<Verified>, Duration)>,
-    introspected: Cache<Key, (Arc<Verified>, Duration)>,
+    verified: Cache<Key, Cached>,
+    introspected: Cache<Key, Cached>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -146,7 +158,9 @@ impl Verifier {
         let cache = || {
             Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
-                .expire_after(UntilDeadline)
+                .expire_after(UntilDeadline {
+                    clock: clock.clone(),
+                })
                 .build()
         };
         Verifier {
@@ -156,9 +170,9 @@ impl Verifier {
                 .collect(),
             claims,
             http,
-            clock,
             verified: cache(),
             introspected: cache(),
+            clock,
         }
     }
 
@@ -227,9 +241,9 @@ impl Verifier {
                 Err(u) => Failure::Unavailable(u),
             })?;
         let v = self.verified_from(&claims, &issuer.settings.issuer, token);
-        let ttl = Duration::from_secs(v.expires_at.saturating_sub(now));
         let v = Arc::new(v);
-        self.verified.insert(key, (v.clone(), ttl));
+        let until = v.expires_at;
+        self.verified.insert(key, Cached { verified: v.clone(), until });
         Ok(v)
     }
 
@@ -240,11 +254,11 @@ impl Verifier {
             match introspect::ask(&self.http, issuer, token, now).await {
                 Answer::Active(claims) => {
                     let v = self.verified_from(&claims, &issuer.settings.issuer, token);
-                    let until_exp = Duration::from_secs(v.expires_at.saturating_sub(now));
-                    let ttl = until_exp.min(issuer.settings.introspection_cache);
+                    let cache_end = now.saturating_add(issuer.settings.introspection_cache.as_secs());
+                    let until = v.expires_at.min(cache_end);
                     let v = Arc::new(v);
-                    if !ttl.is_zero() {
-                        self.introspected.insert(key, (v.clone(), ttl));
+                    if until > now {
+                        self.introspected.insert(key, Cached { verified: v.clone(), until });
                     }
                     return Ok(v);
                 }
@@ -272,14 +286,10 @@ impl Verifier {
     }
 }
 
-fn cached(
-    cache: &Cache<Key, (Arc<Verified>, Duration)>,
-    key: &Key,
-    now: u64,
-) -> Option<Arc<Verified>> {
-    let (v, _) = cache.get(key)?;
-    if now < v.expires_at {
-        Some(v)
+fn cached(cache: &Cache<Key, Cached>, key: &Key, now: u64) -> Option<Arc<Verified>> {
+    let c = cache.get(key)?;
+    if now < c.until {
+        Some(c.verified)
     } else {
         cache.invalidate(key);
         None
