@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::services::listening::Service;
 
 use crate::admin::{Admin, Readiness};
@@ -71,6 +72,15 @@ impl BackgroundService for DrainThenExit {
     }
 }
 
+/// The buffers of a client connection, below HTTP: no read buffer, pingora's write buffer
+/// (one packet). pingora reads a request's head into a buffer of its own (4 KiB to start)
+/// and bodies into theirs, so a read buffer only copied bytes once more — and its 64 KiB,
+/// pingora's default, were held by every idle keep-alive connection for as long as it
+/// stayed open.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE)
+}
+
 /// Builds the pingora server for a configuration: the proxy on every `server.listen`
 /// address (TLS when `server.tls` is set), and the admin listener.
 pub fn build(config: Config) -> anyhow::Result<Server> {
@@ -92,9 +102,9 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &config.server.listen {
-        let addr = addr.to_string();
-        match &config.server.tls {
-            None => proxy.add_tcp(&addr),
+        let listener = ListenerConfig::tcp(addr.to_string()).l4_buffer(client_buffers());
+        let listener = match &config.server.tls {
+            None => listener,
             Some(tls) => {
                 let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
                     &tls.cert.to_string_lossy(),
@@ -102,9 +112,10 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
                 )
                 .map_err(|e| anyhow::anyhow!("cannot load server.tls: {e}"))?;
                 settings.enable_h2();
-                proxy.add_tls_with_settings(&addr, None, settings);
+                listener.tls(settings)
             }
-        }
+        };
+        proxy.add_listener(listener);
     }
     server.add_service(proxy);
 
