@@ -1592,7 +1592,12 @@ where
                 .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
         }
 
-        self.process_request(session, ctx).await
+        // PATCHED (portcullis): the request's processing is a future of its own on the heap.
+        // Inlined, its space (the whole proxy state machine, tens of KiB) was part of this
+        // future from the start, so every idle keep-alive connection, which waits in
+        // `handle_new_request` above, held it. Boxed, an idle connection holds only the
+        // small future that reads the next request head.
+        Box::pin(self.process_request(session, ctx)).await
     }
 
     async fn http_cleanup(&self) {
