@@ -221,14 +221,26 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        let target = match session.req_header().uri.query() {
-            Some(q) => format!("{}?{q}", ctx.path),
-            None => ctx.path.clone(),
-        };
-        let uri = target
-            .parse::<http::Uri>()
-            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the path", e))?;
-        upstream.set_uri(uri);
+        // The request-target is rewritten unless what goes on the wire is already the
+        // normalized path (and the query): normalizing changed nothing, and it came in
+        // origin form, not absolute form (`GET http://host/path`, which pingora passes on
+        // verbatim).
+        let req = session.req_header();
+        let sent = &req.uri;
+        let wire = req.raw_path();
+        let unchanged = wire.strip_prefix(ctx.path.as_bytes()).is_some_and(|rest| {
+            rest.is_empty() || rest.first() == Some(&b'?')
+        }) && sent.path() == ctx.path;
+        if !unchanged {
+            let target = match sent.query() {
+                Some(q) => format!("{}?{q}", ctx.path),
+                None => ctx.path.clone(),
+            };
+            let uri = target.parse::<http::Uri>().map_err(|e| {
+                Error::because(ErrorType::InvalidHTTPHeader, "rewriting the path", e)
+            })?;
+            upstream.set_uri(uri);
+        }
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())

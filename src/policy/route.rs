@@ -120,6 +120,9 @@ pub struct Upstream {
     /// the CA: without it a connection verified for one route's CA would serve a route
     /// that trusts another.
     pub trust_key: u64,
+    /// The address of an IP literal, fixed at load: read without a lock.
+    literal: Option<SocketAddr>,
+    /// A name's last lookup, and when it was made.
     resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
     /// Until when a failed connection keeps this upstream out of the rotation.
     /// Milliseconds since [`epoch`]; 0: never marked. Read by every request, so an atomic.
@@ -169,7 +172,7 @@ impl Upstream {
         let literal = host
             .parse::<std::net::IpAddr>()
             .ok()
-            .map(|ip| (Instant::now(), SocketAddr::new(ip, port)));
+            .map(|ip| SocketAddr::new(ip, port));
         let trust_key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -187,7 +190,8 @@ impl Upstream {
             tls,
             ca,
             trust_key,
-            resolved: std::sync::Mutex::new(literal),
+            literal,
+            resolved: std::sync::Mutex::new(None),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -207,10 +211,12 @@ impl Upstream {
     /// The address to connect to. IP literals never expire; names are looked up again
     /// after [`RESOLVE_TTL`], and a failed lookup keeps the last good address.
     pub async fn address(&self) -> std::io::Result<SocketAddr> {
+        if let Some(addr) = self.literal {
+            return Ok(addr);
+        }
         let cached = *self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        let is_literal = self.host.parse::<std::net::IpAddr>().is_ok();
         if let Some((at, addr)) = cached {
-            if is_literal || at.elapsed() < RESOLVE_TTL {
+            if at.elapsed() < RESOLVE_TTL {
                 return Ok(addr);
             }
         }
