@@ -770,6 +770,51 @@ auth = "public"
     );
 }
 
+/// A failed upstream was kept out of the rotation on a clock of its own, which the tests could
+/// not move: whether it comes back after `DOWN_FOR` (10 s) went unchecked. It is the
+/// gateway's clock now: left out for 10 s, then tried again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_that_failed_is_left_out_for_ten_seconds_then_tried_again() {
+    let a = support::echo().await;
+    let late = support::free_port();
+    let rest = format!(
+        r#"
+[[routes]]
+name = "two"
+path = "/"
+upstreams = ["http://127.0.0.1:{late}", "http://{a}"]
+auth = "public"
+"#
+    );
+    let gw = Gateway::start("", &rest).await;
+    let served_by = |r: &support::Raw| {
+        let echo = r.echo().unwrap_or_else(|| panic!("an echo: {r:?}"));
+        echo["server"].as_str().unwrap_or_default().to_owned()
+    };
+    // Nothing listens on `late` yet: a request that picks it marks it down and is retried.
+    for i in 0..4 {
+        let r = get(gw.addr, &format!("/x{i}"), &[]).await;
+        assert_eq!(served_by(&r), a.to_string(), "{}", gw.log());
+    }
+    // Now something does; while it is marked down, every request still goes to `a`.
+    let (b, _server) = portcullis::echo::start(format!("127.0.0.1:{late}").parse().unwrap())
+        .await
+        .expect("the late upstream starts");
+    for i in 0..4 {
+        let r = get(gw.addr, &format!("/y{i}"), &[]).await;
+        assert_eq!(served_by(&r), a.to_string(), "left out while marked down");
+    }
+    gw.advance_clock(11).await;
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        servers.push(served_by(&get(gw.addr, &format!("/z{i}"), &[]).await));
+    }
+    assert!(
+        servers.contains(&b.to_string()) && servers.contains(&a.to_string()),
+        "both in the rotation again after 10 s: {servers:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::AuthMode;
+use crate::clock;
 use index::Index;
 
 /// A `host` pattern, lower-case: `app.example.com`, or `*.example.com` for any subdomain
@@ -122,17 +123,12 @@ pub struct Upstream {
     pub trust_key: u64,
     /// The address of an IP literal, fixed at load: read without a lock.
     literal: Option<SocketAddr>,
-    /// A name's last lookup, and when it was made.
-    resolved: std::sync::Mutex<Option<(Instant, SocketAddr)>>,
-    /// Until when a failed connection keeps this upstream out of the rotation.
-    /// Milliseconds since [`epoch`]; 0: never marked. Read by every request, so an atomic.
-    down_until_ms: std::sync::atomic::AtomicU64,
-}
-
-/// Milliseconds on a monotonic clock that starts with the process (at least 1).
-fn since_epoch_ms() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    /// A name's last lookup, and when it was made (the gateway's clock, seconds).
+    resolved: std::sync::Mutex<Option<(u64, SocketAddr)>>,
+    /// Until when a failed connection keeps this upstream out of the rotation: seconds on
+    /// the gateway's clock ([`clock::now`]); 0: never marked. Read by every request, so an
+    /// atomic.
+    down_until: std::sync::atomic::AtomicU64,
 }
 
 /// How long an upstream whose connection failed is left out of the rotation.
@@ -192,7 +188,7 @@ impl Upstream {
             trust_key,
             literal,
             resolved: std::sync::Mutex::new(None),
-            down_until_ms: std::sync::atomic::AtomicU64::new(0),
+            down_until: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -200,12 +196,12 @@ impl Upstream {
     /// (passive health checking); it is tried again afterwards, or when every upstream of
     /// its route is down.
     pub fn mark_down(&self) {
-        let until = since_epoch_ms() + DOWN_FOR.as_millis() as u64;
-        self.down_until_ms.store(until, Ordering::Relaxed);
+        let until = clock::now() + DOWN_FOR.as_secs();
+        self.down_until.store(until, Ordering::Relaxed);
     }
 
     fn is_down(&self) -> bool {
-        since_epoch_ms() < self.down_until_ms.load(Ordering::Relaxed)
+        clock::now() < self.down_until.load(Ordering::Relaxed)
     }
 
     /// The address to connect to. IP literals never expire; names are looked up again
@@ -216,7 +212,7 @@ impl Upstream {
         }
         let cached = *self.resolved.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, addr)) = cached {
-            if at.elapsed() < RESOLVE_TTL {
+            if clock::now().saturating_sub(at) < RESOLVE_TTL.as_secs() {
                 return Ok(addr);
             }
         }
@@ -226,7 +222,7 @@ impl Upstream {
                     std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
                 })?;
                 *self.resolved.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((Instant::now(), addr));
+                    Some((clock::now(), addr));
                 Ok(addr)
             }
             Err(e) => cached.map(|(_, addr)| addr).ok_or(e),
