@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
-use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::services::listening::Service;
 
 use crate::admin::{Admin, Readiness};
@@ -72,13 +72,16 @@ impl BackgroundService for DrainThenExit {
     }
 }
 
-/// The buffers of a client connection, below HTTP: no read buffer, pingora's write buffer
-/// (one packet). pingora reads a request's head into a buffer of its own (4 KiB to start)
-/// and bodies into theirs, so a read buffer only copied bytes once more — and its 64 KiB,
-/// pingora's default, were held by every idle keep-alive connection for as long as it
-/// stayed open.
+/// The buffers of a client connection, below HTTP: no read buffer, and a write buffer of
+/// one page. pingora reads a request's head and body into buffers of its own, so a read
+/// buffer (64 KiB by pingora's default, held by every idle keep-alive connection) only copied
+/// bytes once more. Writes: pingora writes an answer's head, then its body; with pingora's
+/// one-packet default (1,460 bytes) an answer over that size took two `send`s, with a page
+/// an answer of up to 4 KiB goes out in one.
+const WRITE_BUFFER: usize = 4096;
+
 fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE)
+    L4BufferSettings::new(0, WRITE_BUFFER)
 }
 
 /// Builds the pingora server for a configuration: the proxy on every `server.listen`
