@@ -16,7 +16,7 @@ use portcullis::telemetry::{self, LogFormat};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read when it starts (`MALLOC_CONF` in the environment still wins).
+/// jemalloc's options, read when it starts (`_RJEM_MALLOC_CONF` in the environment wins).
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static MALLOC_CONF: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
