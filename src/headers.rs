@@ -439,7 +439,10 @@ mod tests {
         );
         assert!(r.headers.get("x-secret-thing").is_none());
         assert!(r.headers.get("x-other").is_some());
-        assert_eq!(r.headers["connection"], "keep-alive", "only the options are left");
+        assert_eq!(
+            r.headers["connection"], "keep-alive",
+            "only the options are left"
+        );
     }
 
     #[test]

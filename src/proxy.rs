@@ -228,9 +228,10 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let sent = &req.uri;
         let wire = req.raw_path();
-        let unchanged = wire.strip_prefix(ctx.path.as_bytes()).is_some_and(|rest| {
-            rest.is_empty() || rest.first() == Some(&b'?')
-        }) && sent.path() == ctx.path;
+        let unchanged = wire
+            .strip_prefix(ctx.path.as_bytes())
+            .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&b'?'))
+            && sent.path() == ctx.path;
         if !unchanged {
             let target = match sent.query() {
                 Some(q) => format!("{}?{q}", ctx.path),

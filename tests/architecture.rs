@@ -39,7 +39,10 @@ fn module_name(root: &Path, path: &Path) -> String {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("lib" | "main" | "mod")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("lib" | "main" | "mod")
+    ) {
         parts.pop();
     }
     parts.join("::")
@@ -58,7 +61,10 @@ fn edges(modules: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (name, text) in modules {
         let here: Vec<&str> = name.split("::").filter(|s| !s.is_empty()).collect();
-        for (i, _) in text.match_indices("crate::").chain(text.match_indices("super::")) {
+        for (i, _) in text
+            .match_indices("crate::")
+            .chain(text.match_indices("super::"))
+        {
             if i > 0 {
                 let before = text.as_bytes()[i - 1];
                 if before.is_ascii_alphanumeric() || before == b'_' || before == b':' {
@@ -154,7 +160,10 @@ fn top_level_modules_depend_on_each_other_one_way() {
         }
     }
     if let Some(cycle) = find_cycle(&top) {
-        panic!("top-level modules import each other: {}", cycle.join(" -> "));
+        panic!(
+            "top-level modules import each other: {}",
+            cycle.join(" -> ")
+        );
     }
 }
 

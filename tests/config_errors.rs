@@ -144,7 +144,10 @@ fn each_kind_of_redis_servers_is_read_as_written_and_the_password_is_never_shown
         c.session.unwrap().redis.expect("redis servers")
     };
     let one = redis("redis_url = \"redis://127.0.0.1:6379/2\"\n");
-    assert_eq!(one.servers, RedisServers::One("redis://127.0.0.1:6379/2".into()));
+    assert_eq!(
+        one.servers,
+        RedisServers::One("redis://127.0.0.1:6379/2".into())
+    );
     assert!(one.username.is_none() && one.password.is_none());
     let sentinel = redis(
         "redis_sentinels = [\"redis://127.0.0.1:26379\", \"redis://:s@127.0.0.1:26380\"]\nredis_sentinel_master = \"mymaster\"\nredis_username = \"gateway\"\nredis_password = \"data-secret-never-shown\"\n",
@@ -152,17 +155,27 @@ fn each_kind_of_redis_servers_is_read_as_written_and_the_password_is_never_shown
     assert_eq!(
         sentinel.servers,
         RedisServers::Sentinel {
-            sentinels: vec!["redis://127.0.0.1:26379".into(), "redis://:s@127.0.0.1:26380".into()],
+            sentinels: vec![
+                "redis://127.0.0.1:26379".into(),
+                "redis://:s@127.0.0.1:26380".into()
+            ],
             master: "mymaster".into(),
         }
     );
     assert_eq!(sentinel.username.as_deref(), Some("gateway"));
-    assert_eq!(sentinel.password.as_ref().map(|p| p.expose()), Some("data-secret-never-shown"));
+    assert_eq!(
+        sentinel.password.as_ref().map(|p| p.expose()),
+        Some("data-secret-never-shown")
+    );
     assert!(!format!("{sentinel:?}").contains("data-secret-never-shown"));
-    let cluster = redis("redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n");
+    let cluster =
+        redis("redis_cluster = [\"redis://127.0.0.1:7000\", \"redis://127.0.0.1:7001\"]\n");
     assert_eq!(
         cluster.servers,
-        RedisServers::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()])
+        RedisServers::Cluster(vec![
+            "redis://127.0.0.1:7000".into(),
+            "redis://127.0.0.1:7001".into()
+        ])
     );
     let cookie = parse(&format!("{HEAD}{SESSION}{ROUTE}")).unwrap();
     assert!(cookie.session.unwrap().redis.is_none());

@@ -127,7 +127,13 @@ impl Browser {
 
     /// Opens `start` on the gateway, logs in at the provider, and opens the callback;
     /// returns the gateway's answer to the callback.
-    async fn log_in(&mut self, demo: &Demo, start: &str, user: &str, password: &str) -> Answer {
+    async fn log_in_to_demo(
+        &mut self,
+        demo: &Demo,
+        start: &str,
+        user: &str,
+        password: &str,
+    ) -> Answer {
         let first = self.open(start).await;
         assert_eq!(
             first.status,
@@ -168,7 +174,9 @@ async fn a_demo_login_lands_on_the_page_first_asked_for_with_alices_identity_and
         .contains("NOT FOR PRODUCTION: built-in development provider with fixed passwords"));
     let mut b = Browser::new();
     let start = demo.url("/app?x=1");
-    let done = b.log_in(&demo, &start, "alice", "alice-password").await;
+    let done = b
+        .log_in_to_demo(&demo, &start, "alice", "alice-password")
+        .await;
     assert_eq!(done.status, 302, "{}\n{}", done.body, demo.log());
     assert_eq!(
         done.location.as_deref(),
@@ -205,7 +213,7 @@ async fn bob_without_the_admin_role_gets_403_on_admin_not_a_login_loop() {
     let demo = Demo::start();
     let mut b = Browser::new();
     let done = b
-        .log_in(&demo, &demo.url("/admin"), "bob", "bob-password")
+        .log_in_to_demo(&demo, &demo.url("/admin"), "bob", "bob-password")
         .await;
     assert_eq!(done.status, 302);
     let page = b.open(&demo.url("/admin")).await;
@@ -225,7 +233,7 @@ fn at(page: &str, needle: &str) -> usize {
 async fn the_demo_backend_shows_a_browser_the_identity_first_as_text_and_api_clients_json() {
     let demo = Demo::start();
     let mut b = Browser::new();
-    b.log_in(&demo, &demo.url("/app"), "alice", "alice-password")
+    b.log_in_to_demo(&demo, &demo.url("/app"), "alice", "alice-password")
         .await;
     let url = demo.url("/app/page?x=1");
     let hostile = "<script>alert(1)</script>";
@@ -290,7 +298,7 @@ async fn the_demo_backend_shows_a_browser_the_identity_first_as_text_and_api_cli
 async fn userinfo_shows_a_browser_a_page_and_gives_api_clients_the_json() {
     let demo = Demo::start();
     let mut b = Browser::new();
-    b.log_in(&demo, &demo.url("/app"), "alice", "alice-password")
+    b.log_in_to_demo(&demo, &demo.url("/app"), "alice", "alice-password")
         .await;
     let url = demo.url("/_portcullis/userinfo");
     let page = b.open(&url).await;
@@ -434,7 +442,7 @@ async fn a_wrong_password_shows_the_form_again_and_issues_no_code() {
 async fn logout_ends_the_provider_session_too_so_the_next_login_asks_for_the_password() {
     let demo = Demo::start();
     let mut b = Browser::new();
-    b.log_in(&demo, &demo.url("/app"), "alice", "alice-password")
+    b.log_in_to_demo(&demo, &demo.url("/app"), "alice", "alice-password")
         .await;
     // While logged in at the provider, another login skips the form.
     let again = b.open(&demo.url("/_portcullis/login?rd=/app/2")).await;

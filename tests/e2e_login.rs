@@ -6,38 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::browser::{Answer, Browser};
+use support::browser::{hidden_form, Answer, Browser};
 use support::servers::{Provider, Redis};
 use support::Gateway;
 
 impl Browser {
-    /// Follows `a` through the provider (its login form included) until the provider sends
-    /// the browser back to the gateway's callback; returns that URL, not yet opened.
-    async fn through_login(&mut self, mut a: Answer, user: &str, password: &str) -> String {
-        for _ in 0..10 {
-            let loc = a.location.clone().expect("a redirect");
-            if loc.contains("/login-actions/") && a.status == 303 {
-                let page = self.open(&loc).await;
-                assert!(
-                    page.body.contains("name=\"username\""),
-                    "no login form: {}",
-                    page.body
-                );
-                let form = self
-                    .http
-                    .post(&loc)
-                    .form(&[("username", user), ("password", password)]);
-                a = self.send(form, &loc).await;
-                continue;
-            }
-            if loc.contains("/_portcullis/callback") {
-                return loc;
-            }
-            a = self.open(&loc).await;
-        }
-        panic!("too many redirects");
-    }
-
     /// Follows `a` through the provider's login until it answers the implicit flow with its
     /// self-submitting `form_post` page; posts that form to the gateway as a browser would.
     async fn through_form_post(&mut self, mut a: Answer, user: &str, password: &str) -> Answer {
@@ -61,43 +34,6 @@ impl Browser {
         }
         panic!("too many redirects");
     }
-
-    /// Opens `start` and, if sent to log in, logs in and opens the callback.
-    async fn log_in(&mut self, start: &str, user: &str, password: &str) -> Answer {
-        let first = self.open(start).await;
-        if first.location.is_none() {
-            return first;
-        }
-        let callback = self.through_login(first, user, password).await;
-        self.open(&callback).await
-    }
-}
-
-/// The action and the hidden fields of the first form of an HTML page.
-fn hidden_form(html: &str) -> (String, Vec<(String, String)>) {
-    fn attr(tag: &str, name: &str) -> Option<String> {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = start + tag[start..].find('"')?;
-        Some(
-            tag[start..end]
-                .replace("&amp;", "&")
-                .replace("&quot;", "\"")
-                .replace("&#x2F;", "/")
-                .replace("&#x3D;", "="),
-        )
-    }
-    let form_at = html.find("<form").expect("a form");
-    let form_tag = &html[form_at..form_at + html[form_at..].find('>').unwrap()];
-    let action = attr(form_tag, "action").expect("a form action");
-    let fields = html[form_at..]
-        .split("<input")
-        .skip(1)
-        .filter_map(|rest| {
-            let tag = &rest[..rest.find('>')?];
-            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
-        })
-        .collect();
-    (action, fields)
 }
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";

@@ -66,7 +66,12 @@ struct UntilDeadline {
 const EVICT_AFTER: Duration = Duration::from_secs(60);
 
 impl moka::Expiry<Key, Cached> for UntilDeadline {
-    fn expire_after_create(&self, _k: &Key, v: &Cached, _now: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _k: &Key,
+        v: &Cached,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
         let left = v.until.saturating_sub((self.clock)());
         Some(Duration::from_secs(left).saturating_add(EVICT_AFTER))
     }
@@ -243,7 +248,13 @@ impl Verifier {
         let v = self.verified_from(&claims, &issuer.settings.issuer, token);
         let v = Arc::new(v);
         let until = v.expires_at;
-        self.verified.insert(key, Cached { verified: v.clone(), until });
+        self.verified.insert(
+            key,
+            Cached {
+                verified: v.clone(),
+                until,
+            },
+        );
         Ok(v)
     }
 
@@ -254,11 +265,18 @@ impl Verifier {
             match introspect::ask(&self.http, issuer, token, now).await {
                 Answer::Active(claims) => {
                     let v = self.verified_from(&claims, &issuer.settings.issuer, token);
-                    let cache_end = now.saturating_add(issuer.settings.introspection_cache.as_secs());
+                    let cache_end =
+                        now.saturating_add(issuer.settings.introspection_cache.as_secs());
                     let until = v.expires_at.min(cache_end);
                     let v = Arc::new(v);
                     if until > now {
-                        self.introspected.insert(key, Cached { verified: v.clone(), until });
+                        self.introspected.insert(
+                            key,
+                            Cached {
+                                verified: v.clone(),
+                                until,
+                            },
+                        );
                     }
                     return Ok(v);
                 }

@@ -305,11 +305,26 @@ impl Builder<'_> {
         const MODES: &str = "redis_url = \"redis://127.0.0.1:6379\" (one server), redis_sentinels = [\"redis://127.0.0.1:26379\", …] with redis_sentinel_master (Sentinel) or redis_cluster = [\"redis://127.0.0.1:7000\", …] (Cluster)";
         let given: Vec<(&str, usize)> = [
             ("redis_url", s.redis_url.as_ref().map(|v| v.span().start)),
-            ("redis_sentinels", s.redis_sentinels.as_ref().map(|v| v.span().start)),
-            ("redis_sentinel_master", s.redis_sentinel_master.as_ref().map(|v| v.span().start)),
-            ("redis_cluster", s.redis_cluster.as_ref().map(|v| v.span().start)),
-            ("redis_username", s.redis_username.as_ref().map(|v| v.span().start)),
-            ("redis_password", s.redis_password.as_ref().map(|v| v.span().start)),
+            (
+                "redis_sentinels",
+                s.redis_sentinels.as_ref().map(|v| v.span().start),
+            ),
+            (
+                "redis_sentinel_master",
+                s.redis_sentinel_master.as_ref().map(|v| v.span().start),
+            ),
+            (
+                "redis_cluster",
+                s.redis_cluster.as_ref().map(|v| v.span().start),
+            ),
+            (
+                "redis_username",
+                s.redis_username.as_ref().map(|v| v.span().start),
+            ),
+            (
+                "redis_password",
+                s.redis_password.as_ref().map(|v| v.span().start),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, at)| Some((k, at?)))
@@ -329,9 +344,11 @@ impl Builder<'_> {
             .collect();
         modes.sort_by_key(|(_, at)| *at);
         if let [(first, _), (second, at), ..] = modes[..] {
-            return Err(self.here.at(at, format!("session.{second}"), format!(
-                "`{first}` is set too: give one of {MODES}"
-            )));
+            return Err(self.here.at(
+                at,
+                format!("session.{second}"),
+                format!("`{first}` is set too: give one of {MODES}"),
+            ));
         }
         let servers = match (&s.redis_url, &s.redis_sentinels, &s.redis_cluster) {
             (Some(url), None, None) => {
@@ -339,7 +356,8 @@ impl Builder<'_> {
                 RedisServers::One(url.get_ref().0.clone())
             }
             (None, Some(sentinels), None) => {
-                let sentinels = self.redis_nodes(sentinels, "session.redis_sentinels", "Sentinel")?;
+                let sentinels =
+                    self.redis_nodes(sentinels, "session.redis_sentinels", "Sentinel")?;
                 let Some(master) = &s.redis_sentinel_master else {
                     return Err(self.here.at(
                         s.redis_sentinels.as_ref().map_or(0, |v| v.span().start),
@@ -348,22 +366,33 @@ impl Builder<'_> {
                     ));
                 };
                 let name = master.get_ref().0.clone();
-                if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                if name.is_empty()
+                    || name
+                        .bytes()
+                        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
                     return Err(self.here.span(
                         master,
                         "session.redis_sentinel_master",
                         "expected the master's name as the Sentinels know it, without spaces, e.g. \"mymaster\"",
                     ));
                 }
-                RedisServers::Sentinel { sentinels, master: name }
+                RedisServers::Sentinel {
+                    sentinels,
+                    master: name,
+                }
             }
             (None, None, Some(nodes)) => {
                 let nodes = self.redis_nodes(nodes, "session.redis_cluster", "Cluster node")?;
-                if let Err(e) = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str)) {
+                if let Err(e) = redis::cluster::ClusterClient::new(nodes.iter().map(String::as_str))
+                {
                     return Err(self.here.at(
                         s.redis_cluster.as_ref().map_or(0, |v| v.span().start),
                         "session.redis_cluster",
-                        format!("these nodes cannot make one Cluster client: {}", e.detail().unwrap_or(e.category())),
+                        format!(
+                            "these nodes cannot make one Cluster client: {}",
+                            e.detail().unwrap_or(e.category())
+                        ),
                     ));
                 }
                 RedisServers::Cluster(nodes)
@@ -377,7 +406,10 @@ impl Builder<'_> {
                 ));
             }
         };
-        if let (Some(master), false) = (&s.redis_sentinel_master, matches!(servers, RedisServers::Sentinel { .. })) {
+        if let (Some(master), false) = (
+            &s.redis_sentinel_master,
+            matches!(servers, RedisServers::Sentinel { .. }),
+        ) {
             return Err(self.here.span(
                 master,
                 "session.redis_sentinel_master",
@@ -399,18 +431,26 @@ impl Builder<'_> {
         what: &str,
     ) -> Result<Vec<String>, ConfigError> {
         if list.get_ref().is_empty() {
-            return Err(self.here.span(list, key, format!(
-                "at least one {what} address is needed, e.g. [\"redis://127.0.0.1:{}\"]",
-                if what == "Sentinel" { 26379 } else { 7000 }
-            )));
+            return Err(self.here.span(
+                list,
+                key,
+                format!(
+                    "at least one {what} address is needed, e.g. [\"redis://127.0.0.1:{}\"]",
+                    if what == "Sentinel" { 26379 } else { 7000 }
+                ),
+            ));
         }
         let mut urls = Vec::new();
         for (i, url) in list.get_ref().iter().enumerate() {
             let db = self.redis_node(url, format!("{key}[{i}]"))?;
             if db != 0 {
-                return Err(self.here.span(url, format!("{key}[{i}]"), format!(
-                    "a {what} has no database {db}: drop the `/{db}` (sessions use database 0)"
-                )));
+                return Err(self.here.span(
+                    url,
+                    format!("{key}[{i}]"),
+                    format!(
+                        "a {what} has no database {db}: drop the `/{db}` (sessions use database 0)"
+                    ),
+                ));
             }
             urls.push(url.get_ref().0.clone());
         }
@@ -418,17 +458,29 @@ impl Builder<'_> {
     }
 
     /// Checks one Redis URL; its database number.
-    fn redis_node(&self, url: &toml::Spanned<value::Text>, key: String) -> Result<i64, ConfigError> {
+    fn redis_node(
+        &self,
+        url: &toml::Spanned<value::Text>,
+        key: String,
+    ) -> Result<i64, ConfigError> {
         use redis::IntoConnectionInfo as _;
         let text = url.get_ref().0.as_str();
         let info = text.into_connection_info().map_err(|e| {
-            self.here.span(url, key.clone(), format!(
-                "expected redis://[[user]:password@]host[:port][/db]: {}",
-                e.detail().unwrap_or(e.category())
-            ))
+            self.here.span(
+                url,
+                key.clone(),
+                format!(
+                    "expected redis://[[user]:password@]host[:port][/db]: {}",
+                    e.detail().unwrap_or(e.category())
+                ),
+            )
         })?;
         if matches!(info.addr(), redis::ConnectionAddr::Unix(_)) && key != "session.redis_url" {
-            return Err(self.here.span(url, key, "expected redis://host:port: Sentinel and Cluster nodes are reached over TCP"));
+            return Err(self.here.span(
+                url,
+                key,
+                "expected redis://host:port: Sentinel and Cluster nodes are reached over TCP",
+            ));
         }
         Ok(info.redis_settings().db())
     }

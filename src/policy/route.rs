@@ -324,7 +324,6 @@ pub struct RouteTable {
     index: Index,
 }
 
-
 impl RouteTable {
     pub fn new(mut routes: Vec<Route>) -> Self {
         routes.sort_by_key(|r| std::cmp::Reverse(r.rank()));
@@ -432,7 +431,11 @@ pub fn valid_host(host: &str) -> bool {
         let Some((literal, after)) = rest.split_once(']') else {
             return false;
         };
-        if literal.is_empty() || !literal.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if literal.is_empty()
+            || !literal
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match after {
@@ -571,12 +574,33 @@ mod tests {
 
     #[test]
     fn only_single_hosts_are_valid_hosts() {
-        for ok in ["app.test", "App.Test:8080", "127.0.0.1:80", "[::1]", "[::1]:8443", "a_b.internal", "app.test."] {
+        for ok in [
+            "app.test",
+            "App.Test:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8443",
+            "a_b.internal",
+            "app.test.",
+        ] {
             assert!(valid_host(ok), "{ok}");
         }
         for bad in [
-            "", "a.test, b.test", "a.test,b.test", "a b", "x@admin.test", "a.test:80@b.test",
-            "a.test:", "a.test:x", "a.test:123456", "[::1", "[]:80", "[::1]x", "a%2etest", ":80", "é.test",
+            "",
+            "a.test, b.test",
+            "a.test,b.test",
+            "a b",
+            "x@admin.test",
+            "a.test:80@b.test",
+            "a.test:",
+            "a.test:x",
+            "a.test:123456",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a%2etest",
+            ":80",
+            "é.test",
         ] {
             assert!(!valid_host(bad), "{bad}");
         }

@@ -12,10 +12,10 @@ mod topology;
 
 use std::time::{Duration, Instant};
 
-use topology::{Cluster, Sentinels, DATA_PASSWORD};
 use support::browser::{self, Browser};
 use support::servers::Provider;
 use support::Gateway;
+use topology::{Cluster, Sentinels, DATA_PASSWORD};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// How long a Sentinel failover may take, from the crash to sessions served again: the
@@ -61,10 +61,21 @@ auth = "login"
 /// `user` logs in through `gw`; the `Cookie` header that carries the session.
 async fn log_in(gw: &Gateway, user: &str) -> String {
     let mut b = Browser::new();
-    let landed = browser::log_in(&mut b, &gw.url("/app/"), user, &format!("{user}-password")).await;
-    assert_eq!(landed.status, 302, "the callback sends the browser back: {}\n{}", landed.body, gw.log());
+    let landed = b
+        .log_in(&gw.url("/app/"), user, &format!("{user}-password"))
+        .await;
+    assert_eq!(
+        landed.status,
+        302,
+        "the callback sends the browser back: {}\n{}",
+        landed.body,
+        gw.log()
+    );
     let cookie = b.cookie_header(&gw.url("/"));
-    assert!(cookie.contains("_portcullis="), "a session cookie: {cookie}");
+    assert!(
+        cookie.contains("_portcullis="),
+        "a session cookie: {cookie}"
+    );
     cookie
 }
 
@@ -113,10 +124,24 @@ async fn logged(gw: &Gateway, line: &str, n: usize) {
 /// one ends it on the other.
 async fn instances_share_sessions(a: &Gateway, b: &Gateway, user: &str) {
     let cookie = log_in(a, user).await;
-    assert_eq!(answer(a, &cookie).await, (200, user.to_owned()), "{}", a.log());
-    assert_eq!(answer(b, &cookie).await, (200, user.to_owned()), "{}", b.log());
+    assert_eq!(
+        answer(a, &cookie).await,
+        (200, user.to_owned()),
+        "{}",
+        a.log()
+    );
+    assert_eq!(
+        answer(b, &cookie).await,
+        (200, user.to_owned()),
+        "{}",
+        b.log()
+    );
     log_out(b, &cookie).await;
-    assert_eq!(answer(a, &cookie).await.0, 401, "a logout on one instance ends the session on the other");
+    assert_eq!(
+        answer(a, &cookie).await.0,
+        401,
+        "a logout on one instance ends the session on the other"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,14 +188,17 @@ async fn with_sentinel_sessions_survive_a_primary_crash_and_the_switch_answers_o
         promoted |= redis.primary_named_by(i).await == Some(redis.replica.port);
     }
     assert!(promoted, "the replica is the primary now\n{}", redis.logs());
-    eprintln!("failover: sessions served again after {took:?} ({unavailable} answers 503, {served} 200)");
+    eprintln!(
+        "failover: sessions served again after {took:?} ({unavailable} answers 503, {served} 200)"
+    );
     // The new primary takes writes: logins and logouts work on both instances again.
     instances_share_sessions(&b, &a, "bob").await;
     assert_eq!(answer(&a, &cookie).await, (200, "alice".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_sentinel_a_logout_right_after_a_failover_is_not_undone_when_the_old_primary_rejoins() {
+async fn with_sentinel_a_logout_right_after_a_failover_is_not_undone_when_the_old_primary_rejoins()
+{
     let p = Provider::start().await;
     let redis = Sentinels::start(3).await;
     let a = gateway(&p, &redis.session_config()).await;
@@ -178,16 +206,23 @@ async fn with_sentinel_a_logout_right_after_a_failover_is_not_undone_when_the_ol
     let cookie = log_in(&a, "alice").await;
     assert_eq!(answer(&b, &cookie).await, (200, "alice".to_owned()));
     for gw in [&a, &b] {
-        logged(gw, "watching the Sentinel for a new Redis primary", redis.sentinels.len()).await;
+        logged(
+            gw,
+            "watching the Sentinel for a new Redis primary",
+            redis.sentinels.len(),
+        )
+        .await;
     }
     redis.wait_replicated().await;
     // The last Sentinel the gateways know fails over; the others hear of it only later.
     let last = redis.sentinels.len() - 1;
     redis.fail_over_by(last).await;
     let (old, new) = (redis.primary_port, redis.replica.port);
-    topology::until("the Sentinel promotes the replica", FAILOVER_WITHIN, || async {
-        redis.primary_named_by(last).await == Some(new)
-    })
+    topology::until(
+        "the Sentinel promotes the replica",
+        FAILOVER_WITHIN,
+        || async { redis.primary_named_by(last).await == Some(new) },
+    )
     .await;
     for gw in [&a, &b] {
         logged(gw, "a Sentinel announced a new Redis primary", 1).await;
@@ -199,7 +234,12 @@ async fn with_sentinel_a_logout_right_after_a_failover_is_not_undone_when_the_ol
     );
     log_out(&a, &cookie).await;
     // Sentinel demotes the old primary; it copies the new one's data over its own.
-    topology::until("the old primary rejoins as a replica", FAILOVER_WITHIN, || topology::replicating(old)).await;
+    topology::until(
+        "the old primary rejoins as a replica",
+        FAILOVER_WITHIN,
+        || topology::replicating(old),
+    )
+    .await;
     for gw in [&a, &b] {
         assert_eq!(
             answer(gw, &cookie).await.0,
@@ -209,31 +249,54 @@ async fn with_sentinel_a_logout_right_after_a_failover_is_not_undone_when_the_ol
             redis.logs()
         );
     }
-    let left: Vec<String> = topology::query(new, DATA_PASSWORD, redis::cmd("KEYS").arg("portcullis:session:*"))
-        .await
-        .expect("the new primary lists its keys");
-    assert!(left.is_empty(), "the session was deleted on the new primary: {left:?}");
+    let left: Vec<String> = topology::query(
+        new,
+        DATA_PASSWORD,
+        redis::cmd("KEYS").arg("portcullis:session:*"),
+    )
+    .await
+    .expect("the new primary lists its keys");
+    assert!(
+        left.is_empty(),
+        "the session was deleted on the new primary: {left:?}"
+    );
     // And the new primary takes the writes of both instances.
     instances_share_sessions(&b, &a, "bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_cluster_a_sessions_keys_in_three_slots_serve_both_instances_and_logouts_end_it_everywhere() {
+async fn with_cluster_a_sessions_keys_in_three_slots_serve_both_instances_and_logouts_end_it_everywhere(
+) {
     let p = Provider::start().await;
     let cluster = Cluster::start().await;
     let a = gateway(&p, &cluster.session_config()).await;
     let b = gateway(&p, &cluster.session_config()).await;
     // The provider puts `sid` in ID tokens once a back-channel logout URI is registered.
     let uri = a.url("/_portcullis/backchannel-logout");
-    p.test_endpoint("/__test/backchannel-logout-uri", serde_json::json!({ "uri": uri }))
-        .await;
+    p.test_endpoint(
+        "/__test/backchannel-logout-uri",
+        serde_json::json!({ "uri": uri }),
+    )
+    .await;
     let cookie = log_in(&a, "alice").await;
-    assert_eq!(answer(&b, &cookie).await, (200, "alice".to_owned()), "{}", b.log());
+    assert_eq!(
+        answer(&b, &cookie).await,
+        (200, "alice".to_owned()),
+        "{}",
+        b.log()
+    );
     // The session, its provider session (sid) and its user (sub): three keys, three slots.
     let keys = cluster.keys().await;
-    let kinds: Vec<&str> = keys.iter().map(|(k, _)| k.split(':').nth(1).unwrap_or("")).collect();
+    let kinds: Vec<&str> = keys
+        .iter()
+        .map(|(k, _)| k.split(':').nth(1).unwrap_or(""))
+        .collect();
     for kind in ["session", "sid", "sub"] {
-        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 1, "one {kind} key: {keys:?}");
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            1,
+            "one {kind} key: {keys:?}"
+        );
     }
     let mut slots = Vec::new();
     for (k, _) in &keys {
@@ -243,23 +306,36 @@ async fn with_cluster_a_sessions_keys_in_three_slots_serve_both_instances_and_lo
     slots.dedup();
     assert_eq!(slots.len(), 3, "the keys lie in three slots: {keys:?}");
     log_out(&b, &cookie).await;
-    assert_eq!(answer(&a, &cookie).await.0, 401, "a logout on b ends the session on a");
+    assert_eq!(
+        answer(&a, &cookie).await.0,
+        401,
+        "a logout on b ends the session on a"
+    );
 
     // A back-channel logout received by a finds the session through its sid index, in
     // another slot, and ends it on b too.
     let mut browser = Browser::new();
-    browser::log_in(&mut browser, &b.url("/app/"), "alice", "alice-password").await;
+    browser
+        .log_in(&b.url("/app/"), "alice", "alice-password")
+        .await;
     let cookie = browser.cookie_header(&b.url("/"));
     assert_eq!(answer(&a, &cookie).await, (200, "alice".to_owned()));
-    let logout = format!("{}/protocol/openid-connect/logout?client_id=portcullis", p.issuer);
+    let logout = format!(
+        "{}/protocol/openid-connect/logout?client_id=portcullis",
+        p.issuer
+    );
     let confirm = browser.open(&logout).await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
     let (action, fields) = browser::hidden_form(&confirm.body);
-    let done = browser.send(browser.http.post(&action).form(&fields), &action).await;
+    let done = browser
+        .send(browser.http.post(&action).form(&fields), &action)
+        .await;
     assert!(done.status < 400, "{}", done.body);
-    topology::until("the back-channel logout ends the session on b", Duration::from_secs(10), || async {
-        answer(&b, &cookie).await.0 == 401
-    })
+    topology::until(
+        "the back-channel logout ends the session on b",
+        Duration::from_secs(10),
+        || async { answer(&b, &cookie).await.0 == 401 },
+    )
     .await;
     let left: Vec<String> = cluster
         .keys()
@@ -268,5 +344,8 @@ async fn with_cluster_a_sessions_keys_in_three_slots_serve_both_instances_and_lo
         .map(|(k, _)| k)
         .filter(|k| k.starts_with("portcullis:session:"))
         .collect();
-    assert!(left.is_empty(), "no session is left in the cluster: {left:?}");
+    assert!(
+        left.is_empty(),
+        "no session is left in the cluster: {left:?}"
+    );
 }

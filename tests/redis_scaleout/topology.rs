@@ -36,7 +36,12 @@ async fn redis_server(dir: &std::path::Path, port: u16, args: &[String]) -> Node
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--dbfilename", &format!("dump-{port}.rdb")])
-        .args(["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD])
+        .args([
+            "--requirepass",
+            DATA_PASSWORD,
+            "--masterauth",
+            DATA_PASSWORD,
+        ])
         .args(args);
     let log = dir.join(format!("redis-{port}.log"));
     let mut proc = Proc::spawn(&format!("redis-server :{port}"), cmd, &log, false);
@@ -46,7 +51,10 @@ async fn redis_server(dir: &std::path::Path, port: u16, args: &[String]) -> Node
 }
 
 /// A connection to the server on `port` that logs in with `password`.
-pub async fn connect(port: u16, password: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+pub async fn connect(
+    port: u16,
+    password: &str,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), port)
         .into_connection_info()?
         .set_redis_settings(RedisConnectionInfo::default().set_password(password));
@@ -95,7 +103,8 @@ pub async fn role(port: u16) -> Option<String> {
 
 /// Whether the server on `port` is a replica whose link to its primary is up and synced.
 pub async fn replicating(port: u16) -> bool {
-    let Ok(info) = query::<String>(port, DATA_PASSWORD, redis::cmd("INFO").arg("replication")).await
+    let Ok(info) =
+        query::<String>(port, DATA_PASSWORD, redis::cmd("INFO").arg("replication")).await
     else {
         return false;
     };
@@ -122,12 +131,19 @@ impl Sentinels {
         let replica = redis_server(
             dir.path(),
             crate::support::free_port(),
-            &["--replicaof".into(), "127.0.0.1".into(), primary.port.to_string()],
+            &[
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.port.to_string(),
+            ],
         )
         .await;
         // Sentinels find the replica in the primary's INFO: start them once it is attached.
         let port = replica.port;
-        until("the replica syncs with the primary", SETTLE_WITHIN, || replicating(port)).await;
+        until("the replica syncs with the primary", SETTLE_WITHIN, || {
+            replicating(port)
+        })
+        .await;
         let mut sentinels = Vec::new();
         for _ in 0..n {
             let port = crate::support::free_port();
@@ -173,16 +189,32 @@ impl Sentinels {
         let others = self.sentinels.len() - 1;
         for s in &self.sentinels {
             let port = s.port;
-            until(&format!("Sentinel :{port} sees the replica and {others} other Sentinels"), SETTLE_WITHIN, || async move {
-                let replicas: redis::RedisResult<Vec<std::collections::HashMap<String, String>>> =
-                    query(port, SENTINEL_PASSWORD, redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER)).await;
-                let peers: redis::RedisResult<Vec<std::collections::HashMap<String, String>>> =
-                    query(port, SENTINEL_PASSWORD, redis::cmd("SENTINEL").arg("SENTINELS").arg(MASTER)).await;
-                let replica_up = replicas.is_ok_and(|r| {
-                    r.iter().any(|f| f.get("flags").is_some_and(|fl| fl == "slave"))
-                });
-                replica_up && peers.is_ok_and(|p| p.len() == others)
-            })
+            until(
+                &format!("Sentinel :{port} sees the replica and {others} other Sentinels"),
+                SETTLE_WITHIN,
+                || async move {
+                    let replicas: redis::RedisResult<
+                        Vec<std::collections::HashMap<String, String>>,
+                    > = query(
+                        port,
+                        SENTINEL_PASSWORD,
+                        redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER),
+                    )
+                    .await;
+                    let peers: redis::RedisResult<Vec<std::collections::HashMap<String, String>>> =
+                        query(
+                            port,
+                            SENTINEL_PASSWORD,
+                            redis::cmd("SENTINEL").arg("SENTINELS").arg(MASTER),
+                        )
+                        .await;
+                    let replica_up = replicas.is_ok_and(|r| {
+                        r.iter()
+                            .any(|f| f.get("flags").is_some_and(|fl| fl == "slave"))
+                    });
+                    replica_up && peers.is_ok_and(|p| p.len() == others)
+                },
+            )
             .await;
         }
     }
@@ -205,7 +237,9 @@ impl Sentinels {
         let addr: Option<(String, String)> = query(
             self.sentinels[i].port,
             SENTINEL_PASSWORD,
-            redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER),
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(MASTER),
         )
         .await
         .ok()?;
@@ -215,14 +249,24 @@ impl Sentinels {
     /// Until the replica has every write the primary took (before a failover loses none).
     pub async fn wait_replicated(&self) {
         let (primary, replica) = (self.primary_port, self.replica.port);
-        until("the replica has every write of the primary", SETTLE_WITHIN, || async move {
-            let offset = |port: u16, field: &'static str| async move {
-                let info: String = query(port, DATA_PASSWORD, redis::cmd("INFO").arg("replication")).await.ok()?;
-                info_field(&info, field)
-            };
-            let (p, r) = tokio::join!(offset(primary, "master_repl_offset"), offset(replica, "slave_repl_offset"));
-            p.is_some() && p == r
-        })
+        until(
+            "the replica has every write of the primary",
+            SETTLE_WITHIN,
+            || async move {
+                let offset = |port: u16, field: &'static str| async move {
+                    let info: String =
+                        query(port, DATA_PASSWORD, redis::cmd("INFO").arg("replication"))
+                            .await
+                            .ok()?;
+                    info_field(&info, field)
+                };
+                let (p, r) = tokio::join!(
+                    offset(primary, "master_repl_offset"),
+                    offset(replica, "slave_repl_offset")
+                );
+                p.is_some() && p == r
+            },
+        )
         .await;
     }
 
@@ -248,12 +292,20 @@ impl Sentinels {
     /// Every server's log, for a failure message.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "log") {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
-                out.push_str(&format!("--- {}\n{}\n", path.display(), lines[lines.len().saturating_sub(15)..].join("\n")));
+                out.push_str(&format!(
+                    "--- {}\n{}\n",
+                    path.display(),
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                ));
             }
         }
         out
@@ -287,10 +339,19 @@ impl Cluster {
             .collect();
             nodes.push(redis_server(dir.path(), port, &args).await);
         }
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let created = tokio::task::spawn_blocking(move || {
             Command::new("redis-cli")
-                .args(["-a", DATA_PASSWORD, "--no-auth-warning", "--cluster", "create"])
+                .args([
+                    "-a",
+                    DATA_PASSWORD,
+                    "--no-auth-warning",
+                    "--cluster",
+                    "create",
+                ])
                 .args(&addrs)
                 .arg("--cluster-yes")
                 .output()
@@ -306,11 +367,15 @@ impl Cluster {
         );
         for n in &nodes {
             let port = n.port;
-            until(&format!("cluster node :{port} says the cluster is ok"), SETTLE_WITHIN, || async move {
-                query::<String>(port, DATA_PASSWORD, redis::cmd("CLUSTER").arg("INFO"))
-                    .await
-                    .is_ok_and(|i| info_field(&i, "cluster_state").as_deref() == Some("ok"))
-            })
+            until(
+                &format!("cluster node :{port} says the cluster is ok"),
+                SETTLE_WITHIN,
+                || async move {
+                    query::<String>(port, DATA_PASSWORD, redis::cmd("CLUSTER").arg("INFO"))
+                        .await
+                        .is_ok_and(|i| info_field(&i, "cluster_state").as_deref() == Some("ok"))
+                },
+            )
             .await;
         }
         Cluster { nodes, _dir: dir }
@@ -334,9 +399,13 @@ impl Cluster {
     pub async fn keys(&self) -> Vec<(String, u16)> {
         let mut all = Vec::new();
         for n in &self.nodes {
-            let keys: Vec<String> = query(n.port, DATA_PASSWORD, redis::cmd("KEYS").arg("portcullis:*"))
-                .await
-                .expect("the node lists its keys");
+            let keys: Vec<String> = query(
+                n.port,
+                DATA_PASSWORD,
+                redis::cmd("KEYS").arg("portcullis:*"),
+            )
+            .await
+            .expect("the node lists its keys");
             all.extend(keys.into_iter().map(|k| (k, n.port)));
         }
         all
@@ -344,8 +413,12 @@ impl Cluster {
 
     /// The hash slot of `key`.
     pub async fn slot(&self, key: &str) -> u16 {
-        query(self.nodes[0].port, DATA_PASSWORD, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
-            .await
-            .expect("the node names the slot")
+        query(
+            self.nodes[0].port,
+            DATA_PASSWORD,
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
+        )
+        .await
+        .expect("the node names the slot")
     }
 }

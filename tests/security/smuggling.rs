@@ -291,9 +291,16 @@ async fn request_smuggling_with_pipelined_requests_never_mismatches_an_answer() 
         .collect();
     let sent = ["/q0", "/q1", "/q2", "/q3", "/q4", "/last"];
     assert!(!answered.is_empty(), "{text}");
-    assert_eq!(answered, sent[..answered.len()], "answers out of order: {text}");
+    assert_eq!(
+        answered,
+        sent[..answered.len()],
+        "answers out of order: {text}"
+    );
     assert_eq!(statuses(&answer).len(), answered.len(), "{text}");
     let seen = seen.lock().unwrap().clone();
     let reached: Vec<&str> = seen.iter().filter_map(|l| l.split(' ').nth(1)).collect();
-    assert_eq!(reached, answered, "the backend saw requests that were not answered");
+    assert_eq!(
+        reached, answered,
+        "the backend saw requests that were not answered"
+    );
 }

@@ -108,39 +108,43 @@ impl Browser {
             .header("Sec-Fetch-Mode", "cors");
         self.send(req, url).await
     }
-}
 
-/// Opens `start` and, when sent to log in, logs `user` in at the look-alike provider (its
-/// login form included) and opens the gateway's callback; returns the callback's answer,
-/// or the first answer when it was no redirect. Every redirect is inspected before it is
-/// followed.
-pub async fn log_in(b: &mut Browser, start: &str, user: &str, password: &str) -> Answer {
-    let mut a = b.open(start).await;
-    if a.location.is_none() {
-        return a;
-    }
-    for _ in 0..10 {
-        let loc = a.location.clone().expect("a redirect");
-        if loc.contains("/login-actions/") && a.status == 303 {
-            let page = b.open(&loc).await;
-            assert!(
-                page.body.contains("name=\"username\""),
-                "no login form: {}",
-                page.body
-            );
-            let form = b
-                .http
-                .post(&loc)
-                .form(&[("username", user), ("password", password)]);
-            a = b.send(form, &loc).await;
-            continue;
+    /// Follows `a` through the provider (its login form included) until the provider sends
+    /// the browser back to the gateway's callback; returns that URL, not yet opened.
+    pub async fn through_login(&mut self, mut a: Answer, user: &str, password: &str) -> String {
+        for _ in 0..10 {
+            let loc = a.location.clone().expect("a redirect");
+            if loc.contains("/login-actions/") && a.status == 303 {
+                let page = self.open(&loc).await;
+                assert!(
+                    page.body.contains("name=\"username\""),
+                    "no login form: {}",
+                    page.body
+                );
+                let form = self
+                    .http
+                    .post(&loc)
+                    .form(&[("username", user), ("password", password)]);
+                a = self.send(form, &loc).await;
+                continue;
+            }
+            if loc.contains("/_portcullis/callback") {
+                return loc;
+            }
+            a = self.open(&loc).await;
         }
-        if loc.contains("/_portcullis/callback") {
-            return b.open(&loc).await;
-        }
-        a = b.open(&loc).await;
+        panic!("too many redirects");
     }
-    panic!("too many redirects");
+
+    /// Opens `start` and, if sent to log in, logs in and opens the callback.
+    pub async fn log_in(&mut self, start: &str, user: &str, password: &str) -> Answer {
+        let first = self.open(start).await;
+        if first.location.is_none() {
+            return first;
+        }
+        let callback = self.through_login(first, user, password).await;
+        self.open(&callback).await
+    }
 }
 
 /// The action and the hidden fields of the first form of an HTML page.

@@ -126,11 +126,18 @@ impl Gateway {
     /// the `test-clock` feature), instead of sleeping until tokens or sessions are due.
     pub async fn advance_clock(&self, seconds: u64) {
         let r = client()
-            .post(format!("http://{}/test/clock?advance={seconds}", self.admin))
+            .post(format!(
+                "http://{}/test/clock?advance={seconds}",
+                self.admin
+            ))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200, "the gateway's clock moves (a test-clock build)");
+        assert_eq!(
+            r.status(),
+            200,
+            "the gateway's clock moves (a test-clock build)"
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

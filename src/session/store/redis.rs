@@ -125,7 +125,10 @@ impl Link {
         })
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, LinkError> {
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, LinkError> {
         match self {
             Link::One { client, conn } => {
                 let mut conn = conn
@@ -159,7 +162,10 @@ impl Link {
 }
 
 /// `settings` with `redis_username` and `redis_password`, where they are set.
-fn with_auth(mut settings: redis::RedisConnectionInfo, redis: &Redis) -> redis::RedisConnectionInfo {
+fn with_auth(
+    mut settings: redis::RedisConnectionInfo,
+    redis: &Redis,
+) -> redis::RedisConnectionInfo {
     if let Some(user) = &redis.username {
         settings = settings.set_username(user);
     }
@@ -235,7 +241,11 @@ impl RedisStore {
         let ttl = data.exp.saturating_sub(now).max(1);
         let index_ttl = self.lifetime.as_secs().max(ttl) as i64;
         let sid = data.sid.as_ref().map(|sid| Self::key("sid", sid));
-        let sub = data.identity.subject.as_ref().map(|sub| Self::key("sub", sub));
+        let sub = data
+            .identity
+            .subject
+            .as_ref()
+            .map(|sub| Self::key("sub", sub));
         let (by_sid, by_sub) = tokio::join!(
             async {
                 match &sid {

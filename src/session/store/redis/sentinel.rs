@@ -169,7 +169,11 @@ impl Primary {
     async fn find(&self) -> Result<(String, MultiplexedConnection), Error> {
         let mut asks = tokio::task::JoinSet::new();
         for sentinel in &self.sentinels {
-            asks.spawn(ask(sentinel.clone(), self.name.clone(), self.config.clone()));
+            asks.spawn(ask(
+                sentinel.clone(),
+                self.name.clone(),
+                self.config.clone(),
+            ));
         }
         let mut named = Vec::new();
         let mut why = Vec::new();
