@@ -26,6 +26,7 @@ fn sessions() -> Sessions {
         &cfg.server.public_url,
         cfg.claims.clone(),
         false,
+        None,
     )
     .unwrap()
 }

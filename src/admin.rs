@@ -7,35 +7,38 @@ use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::auth::verifier::Verifier;
+use crate::proxy::Live;
 use crate::telemetry::METRICS;
 
 /// Whether the gateway can serve every route: every issuer's discovery and keys are
-/// loaded. Once ready it stays ready through a provider outage, since cached keys keep
-/// verifying.
-#[derive(Debug)]
+/// loaded, and the Redis session store (when sessions are kept there) answers. Once the keys
+/// are loaded that part stays ready through a provider outage, since cached keys keep
+/// verifying; Redis is asked at every `/readyz`, since no session can be opened without it.
 pub struct Readiness {
-    verifier: Arc<Verifier>,
-    ready: AtomicBool,
+    live: Live,
+    keys_loaded: AtomicBool,
 }
 
 impl Readiness {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
+    pub fn new(live: Live) -> Self {
         Readiness {
-            verifier,
-            ready: AtomicBool::new(false),
+            live,
+            keys_loaded: AtomicBool::new(false),
         }
     }
 
-    pub fn is_ready(&self) -> bool {
-        if self.ready.load(Ordering::Acquire) {
-            return true;
+    pub async fn is_ready(&self) -> bool {
+        let serving = self.live.load_full();
+        if !self.keys_loaded.load(Ordering::Acquire) {
+            if !serving.verifier.is_ready() {
+                return false;
+            }
+            self.keys_loaded.store(true, Ordering::Release);
         }
-        let now = self.verifier.is_ready();
-        if now {
-            self.ready.store(true, Ordering::Release);
+        match serving.sessions() {
+            Some(sessions) => sessions.store_reachable().await,
+            None => true,
         }
-        now
     }
 }
 
@@ -48,7 +51,9 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let (status, content_type, body) = match session.req_header().uri.path() {
             "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if self.readiness.is_ready() => (200, "text/plain", b"ready\n".to_vec()),
+            "/readyz" if self.readiness.is_ready().await => {
+                (200, "text/plain", b"ready\n".to_vec())
+            }
             "/readyz" => (503, "text/plain", b"not ready\n".to_vec()),
             "/metrics" => (200, "text/plain; version=0.0.4", METRICS.render()),
             #[cfg(feature = "test-clock")]

@@ -21,6 +21,7 @@ pub mod html;
 pub mod identity;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod session;

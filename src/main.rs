@@ -192,7 +192,7 @@ fn run(path: &std::path::Path, format: LogFormat) -> ExitCode {
         threads = config.server.threads,
         "portcullis starting"
     );
-    match portcullis::server::build(config) {
+    match portcullis::server::build(config, Some(path.to_path_buf())) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             tracing::error!("{e:#}");
@@ -346,7 +346,7 @@ fn demo(addrs: portcullis::demo::Addresses, format: LogFormat) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let server = match portcullis::server::build(config) {
+    let server = match portcullis::server::build(config, None) {
         Ok(server) => server,
         Err(e) => {
             tracing::error!("{e:#}");

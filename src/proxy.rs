@@ -8,6 +8,7 @@
 mod admission;
 mod endpoints;
 pub mod respond;
+mod serving;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,10 +21,9 @@ use pingora::{Error, ErrorType};
 
 use crate::auth::verifier::{Verified, Verifier};
 use crate::config::Config;
-use crate::headers::{self, OwnCookies, Peer};
+use crate::headers::{self, Peer};
 use crate::policy::path;
 use crate::policy::route::{Route, Upstream};
-use crate::session::Sessions;
 use crate::telemetry::METRICS;
 use admission::{Admission, Target};
 pub use endpoints::RESERVED_PREFIX;
@@ -31,15 +31,11 @@ pub use endpoints::RESERVED_PREFIX;
 #[doc(hidden)]
 pub use endpoints::{forwarded_request, Forwarded};
 use respond::Refusal;
+pub use serving::{Live, Serving};
 
 /// The proxy. Shared by every worker; per-request state lives in [`Ctx`].
 pub struct Gateway {
-    config: Arc<Config>,
-    verifier: Arc<Verifier>,
-    sessions: Option<Sessions>,
-    http: reqwest::Client,
-    cookies: OwnCookies,
-    scheme: &'static str,
+    live: Live,
     in_flight: InFlight,
 }
 
@@ -75,46 +71,24 @@ impl Gateway {
         http: reqwest::Client,
         in_flight: InFlight,
     ) -> anyhow::Result<Self> {
-        let sessions = match (&config.session, &config.provider) {
-            (Some(s), Some(p)) => Some(
-                Sessions::new(
-                    s.clone(),
-                    p,
-                    &config.server.public_url,
-                    config.claims.clone(),
-                    config.headers.access_token.is_some(),
-                )
-                .map_err(|e| anyhow::anyhow!(e))?,
-            ),
-            _ => None,
-        };
-        let cookies = OwnCookies {
-            base: config
-                .session
-                .as_ref()
-                .map_or(crate::config::DEFAULT_COOKIE, |s| s.cookie.as_str())
-                .to_owned(),
-        };
-        let scheme = if config.server.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let serving = Serving::new(config, verifier, http, None)?;
         Ok(Gateway {
-            config,
-            verifier,
-            sessions,
-            http,
-            cookies,
-            scheme,
+            live: Arc::new(arc_swap::ArcSwap::from_pointee(serving)),
             in_flight,
         })
+    }
+
+    /// The configuration being served, for a reload to swap.
+    pub fn live(&self) -> Live {
+        self.live.clone()
     }
 }
 
 /// Per-request state.
 pub struct Ctx {
     start: Instant,
+    /// The configuration this request is served with, from its start to its end.
+    live: Arc<Serving>,
     route: Option<Arc<Route>>,
     /// The normalized path: what the route matched and what the backend receives.
     path: String,
@@ -150,6 +124,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
+            live: self.live.load_full(),
             route: None,
             path: String::new(),
             upstream: None,
@@ -167,9 +142,10 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         // pingora keeps an HTTP/1.1 connection open forever between requests: bound it.
         if session.get_keepalive() == Some(0) {
-            session.set_keepalive(Some(self.config.server.keepalive_timeout.as_secs()));
+            session.set_keepalive(Some(ctx.live.config.server.keepalive_timeout.as_secs()));
         }
-        Ok(self.decide(session, ctx).await?.done())
+        let live = ctx.live.clone();
+        Ok(live.decide(session, ctx).await?.done())
     }
 
     /// Picks the next upstream of the route, round-robin.
@@ -250,12 +226,12 @@ impl ProxyHttp for Gateway {
             upstream,
             Peer {
                 client,
-                scheme: self.scheme,
+                scheme: ctx.live.scheme,
             },
-            &self.config.server.trusted_proxies,
+            &ctx.live.config.server.trusted_proxies,
         );
         if let Some(caller) = &ctx.caller {
-            headers::set_identity(upstream, &caller.identity, &self.config.headers);
+            headers::set_identity(upstream, &caller.identity, &ctx.live.config.headers);
         }
         Ok(())
     }
@@ -325,6 +301,12 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A client that hung up or stopped reading is no error an operator can act on: the
+    /// access log line records it (`status` 0, `error`), pingora's ERROR line is left out.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        client_went_away(e)
+    }
+
     /// One log line and the metrics for every request.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status);
@@ -355,11 +337,14 @@ impl ProxyHttp for Gateway {
     }
 }
 
-impl Gateway {
+impl Serving {
     /// What `request_filter` decides: a malformed path is refused, reserved endpoints are
     /// answered, and any other request goes through admission; an admitted one has the
     /// identity headers clients may not send stripped before it goes on.
     async fn decide(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
+        if head_bytes(session.req_header()) > self.config.server.max_header_bytes {
+            return self.refuse(session, ctx, Refusal::HeadersTooLarge).await;
+        }
         ctx.path = match path::normalize(session.req_header().uri.path()) {
             Ok(p) => p,
             Err(e) => return self.refuse(session, ctx, Refusal::BadPath(e)).await,
@@ -405,7 +390,7 @@ impl Gateway {
     }
 }
 
-impl Gateway {
+impl Serving {
     /// A refusal when a backend could read the request as another host, method or path than
     /// the rules would check: a `Host` that is not one host, a method or path override
     /// (`X-HTTP-Method-Override`, `_method`, `X-Original-URL` …), or `;` parameters that put
@@ -439,6 +424,31 @@ impl Gateway {
             .parameters_change_route(host, path)
             .then_some(Refusal::ParametersChangeRoute)
     }
+}
+
+/// Whether `e` is the client hanging up, or going silent, mid-request.
+fn client_went_away(e: &Error) -> bool {
+    e.esource() == &pingora::ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed
+                | ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+                | ErrorType::H2Error
+        )
+}
+
+/// The size of a request's head as the limit counts it: the request target, and each
+/// header's name and value with its `: ` and line end.
+fn head_bytes(req: &RequestHeader) -> usize {
+    let headers: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    req.raw_path().len() + headers
 }
 
 /// Whether a request asks to switch protocols: `Upgrade`, and `Connection: upgrade`.

@@ -11,33 +11,9 @@ use crate::admin::{Admin, Readiness};
 use crate::auth::verifier::{http_client, system_clock, Verifier};
 use crate::config::Config;
 use crate::proxy::{Gateway, InFlight};
+use crate::reload::Reloader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
-
-/// Loads every issuer's discovery and keys, retrying with backoff, then keeps the keys
-/// fresh, until shutdown.
-struct KeepIssuersLoaded {
-    verifier: Arc<Verifier>,
-}
-
-#[async_trait::async_trait]
-impl BackgroundService for KeepIssuersLoaded {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let tasks: Vec<_> = self
-            .verifier
-            .issuers()
-            .iter()
-            .map(|i| {
-                let issuer = i.clone();
-                tokio::spawn(async move { issuer.maintain().await })
-            })
-            .collect();
-        let _ = shutdown.changed().await;
-        for t in tasks {
-            t.abort();
-        }
-    }
-}
 
 /// On SIGTERM, waits for the requests in flight (at most `grace`), then ends the process.
 /// pingora alone stops accepting at once but then always sleeps its whole grace period, so
@@ -85,8 +61,9 @@ fn client_buffers() -> L4BufferSettings {
 }
 
 /// Builds the pingora server for a configuration: the proxy on every `server.listen`
-/// address (TLS when `server.tls` is set), and the admin listener.
-pub fn build(config: Config) -> anyhow::Result<Server> {
+/// address (TLS when `server.tls` is set), and the admin listener. SIGHUP reads `source`
+/// again (see [`crate::reload`]); the demo has none.
+pub fn build(config: Config, source: Option<std::path::PathBuf>) -> anyhow::Result<Server> {
     let config = Arc::new(config);
     let conf = ServerConf {
         threads: config.server.threads,
@@ -98,10 +75,12 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
     server.bootstrap();
 
     let http = http_client();
-    let verifier = Arc::new(Verifier::from_config(&config, http.clone(), system_clock()));
-    let readiness = Arc::new(Readiness::new(verifier.clone()));
+    let clock = system_clock();
+    let verifier = Arc::new(Verifier::from_config(&config, http.clone(), clock.clone()));
     let in_flight = InFlight::default();
-    let gateway = Gateway::new(config.clone(), verifier.clone(), http, in_flight.clone())?;
+    let gateway = Gateway::new(config.clone(), verifier, http.clone(), in_flight.clone())?;
+    let live = gateway.live();
+    let readiness = Arc::new(Readiness::new(live.clone()));
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &config.server.listen {
@@ -140,11 +119,9 @@ pub fn build(config: Config) -> anyhow::Result<Server> {
             grace: config.server.shutdown_grace,
         },
     ));
-    if !verifier.issuers().is_empty() {
-        server.add_service(background_service(
-            "issuers",
-            KeepIssuersLoaded { verifier },
-        ));
-    }
+    server.add_service(background_service(
+        "issuers and reload",
+        Reloader::new(live, source, http, clock),
+    ));
     Ok(server)
 }

@@ -54,6 +54,10 @@ pub enum Resumed {
     StoreUnavailable,
 }
 
+/// How many used login states are remembered (each about 100 bytes): far more logins than
+/// an instance sees in an attempt's lifetime.
+const USED_STATES: u64 = 100_000;
+
 /// Browser sessions of one gateway.
 pub struct Sessions {
     /// `session.refresh`.
@@ -61,8 +65,11 @@ pub struct Sessions {
     jar: CookieJar,
     login: Login,
     store: Box<dyn SessionStore>,
-    gate: RefreshGate,
-    revocations: Revocations,
+    gate: Arc<RefreshGate>,
+    revocations: Arc<Revocations>,
+    /// The `state` of every login attempt a callback used on this instance, kept as long
+    /// as an attempt lives: a state works once (the attempt cookie alone cannot say so).
+    used_states: Arc<moka::sync::Cache<String, ()>>,
     /// The public URL without its trailing slash (logout's return address).
     pub public_url: String,
 }
@@ -82,6 +89,7 @@ impl Sessions {
         public_url: &url::Url,
         claims: Claims,
         keep_access_token: bool,
+        previous: Option<&Sessions>,
     ) -> Result<Sessions, String> {
         let origin = public_url.as_str().trim_end_matches('/').to_owned();
         let cookie_codec = || Codec::new(&config.cookie, &config.secrets);
@@ -118,8 +126,24 @@ impl Sessions {
             ),
             login,
             store,
-            gate: RefreshGate::default(),
-            revocations: Revocations::new(config.lifetime),
+            // A reload keeps what the previous sessions knew: which sessions were ended
+            // here, and which refreshes are under way.
+            gate: previous.map_or_else(Default::default, |p| p.gate.clone()),
+            revocations: previous.map_or_else(
+                || Arc::new(Revocations::new(config.lifetime)),
+                |p| p.revocations.clone(),
+            ),
+            used_states: previous.map_or_else(
+                || {
+                    Arc::new(
+                        moka::sync::Cache::builder()
+                            .max_capacity(USED_STATES)
+                            .time_to_live(login::ATTEMPT_TTL)
+                            .build(),
+                    )
+                },
+                |p| p.used_states.clone(),
+            ),
             public_url: origin,
         })
     }
@@ -146,7 +170,18 @@ impl Sessions {
         cookies: &[(&str, &str)],
         now: u64,
     ) -> Result<(Attempt, Vec<String>), LoginError> {
-        self.login.attempt(&self.jar, state, cookies, now)
+        let opened = self.login.attempt(&self.jar, state, cookies, now)?;
+        // Marked used before the code is exchanged: a second callback with this state —
+        // a replay, even with a fresh code — is refused like an unknown one.
+        let first = self
+            .used_states
+            .entry(opened.0.state.clone())
+            .or_insert(())
+            .is_fresh();
+        if !first {
+            return Err(LoginError::UnknownState);
+        }
+        Ok(opened)
     }
 
     /// Completes a code-flow login: the new session.
@@ -303,6 +338,11 @@ impl Sessions {
     }
 
     /// Verifies a back-channel logout token (see [`Revocations::verify_logout_token`]).
+    /// Whether the session store answers now (`/readyz`).
+    pub async fn store_reachable(&self) -> bool {
+        self.store.reachable().await
+    }
+
     pub fn revocations(&self) -> &Revocations {
         &self.revocations
     }

@@ -848,3 +848,72 @@ async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
         "an idle connection was still open 10 s after its 1 s keep-alive timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_head_over_max_header_bytes_is_a_431_that_never_reaches_the_backend() {
+    let (gw, _) = every_route_kind("max_header_bytes = 8192").await;
+    let big = "a".repeat(9000);
+    let r = get(gw.addr, "/x", &[("X-Big", &big)]).await;
+    assert_eq!(r.status, 431, "{}", r.head);
+    assert!(r.echo().is_none(), "the backend never saw it");
+    assert!(r.body.contains("max_header_bytes"), "{}", r.body);
+    // Just under the limit goes through.
+    let fits = "a".repeat(7000);
+    assert_eq!(get(gw.addr, "/x", &[("X-Big", &fits)]).await.status, 200);
+    // More headers than pingora parses (256) is the same refusal, not a 400.
+    let mut many = String::from("GET /x HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..300 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("Connection: close\r\n\r\n");
+    let r = raw(gw.addr, many.as_bytes()).await;
+    assert_eq!(r.status, 431, "{}", r.head);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_hangs_up_mid_request_leaves_an_access_line_and_no_error_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that takes the request and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::channel::<()>(4);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = seen_tx.send(()).await;
+            held.push(s);
+        }
+    });
+    let gw = Gateway::start(
+        "",
+        &format!("[[routes]]\nname = \"held\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"),
+    )
+    .await;
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        c.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        seen.recv().await.unwrap();
+        drop(c);
+    }
+    // A half-sent request head, then a hang-up.
+    let mut c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    c.write_all(b"GET /half HTTP/1.1\r\nHo").await.unwrap();
+    drop(c);
+    // Each hang-up is logged as its request's access line once pingora notices it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while gw.log().matches("path=/slow").count() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next request is served: by then the half-sent one was read and dropped.
+    let _ = get(gw.addr, "/_portcullis/none", &[]).await;
+    let log = gw.log();
+    assert!(
+        !log.contains("ERROR"),
+        "a client hanging up is no error:\n{log}"
+    );
+}

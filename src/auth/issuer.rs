@@ -152,14 +152,14 @@ impl KeySet {
 }
 
 /// Credentials for introspection (client_secret_basic).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Credentials {
     pub client_id: String,
     pub client_secret: Secret,
 }
 
 /// Static settings of an issuer, from `[provider]` or `[[issuers]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerSettings {
     pub issuer: String,
     pub discovery: bool,

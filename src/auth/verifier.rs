@@ -20,6 +20,8 @@ pub use crate::clock::{system_clock, Clock};
 
 /// How many verified tokens (and introspection answers) are kept.
 const CACHE_ENTRIES: u64 = 100_000;
+/// Longest an introspection under way is shared: the HTTP client gives up sooner (5 s).
+const INTROSPECTING_FOR: Duration = Duration::from_secs(30);
 
 /// A verified credential.
 #[derive(Debug)]
@@ -85,6 +87,10 @@ pub struct Verifier {
     clock: Clock,
     verified: Cache<Key, Cached>,
     introspected: Cache<Key, Cached>,
+    /// Introspections under way, by token: requests that carry the same token at the same
+    /// moment wait for the one call and share its answer, so a slow provider sees one call
+    /// per token, not one per request.
+    introspecting: Cache<Key, Arc<tokio::sync::OnceCell<Result<Arc<Verified>, Failure>>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -109,6 +115,18 @@ pub fn http_client() -> reqwest::Client {
 impl Verifier {
     /// The issuers of a configuration: `[provider]` first, then `[[issuers]]` in order.
     pub fn from_config(config: &Config, http: reqwest::Client, clock: Clock) -> Verifier {
+        Self::from_config_keeping(config, http, clock, &[])
+    }
+
+    /// Like [`Verifier::from_config`], for a reload: an issuer whose settings are those of
+    /// one in `kept` is that one, with the discovery and keys it has loaded. The caches of
+    /// verified tokens start empty: the new settings (audiences, claims) judge every token.
+    pub fn from_config_keeping(
+        config: &Config,
+        http: reqwest::Client,
+        clock: Clock,
+        kept: &[Arc<Issuer>],
+    ) -> Verifier {
         let mut settings = Vec::new();
         if let Some(p) = &config.provider {
             settings.push(IssuerSettings {
@@ -151,7 +169,15 @@ impl Verifier {
                 clock_skew: skew,
             });
         }
-        Self::new(settings, config.claims.clone(), http, clock)
+        let mut verifier = Self::new(Vec::new(), config.claims.clone(), http, clock);
+        verifier.issuers = settings
+            .into_iter()
+            .map(|s| match kept.iter().find(|i| i.settings == s) {
+                Some(same) => same.clone(),
+                None => Arc::new(Issuer::new(s, verifier.http.clone())),
+            })
+            .collect();
+        verifier
     }
 
     pub fn new(
@@ -177,6 +203,10 @@ impl Verifier {
             http,
             verified: cache(),
             introspected: cache(),
+            introspecting: Cache::builder()
+                .max_capacity(CACHE_ENTRIES)
+                .time_to_live(INTROSPECTING_FOR)
+                .build(),
             clock,
         }
     }
@@ -217,7 +247,7 @@ impl Verifier {
                 }
                 return Ok(hit);
             }
-            self.introspect(token, key, now).await
+            self.introspect_once(token, key, now).await
         };
         if let Err(f) = &result {
             let reason = match f {
@@ -256,6 +286,23 @@ impl Verifier {
             },
         );
         Ok(v)
+    }
+
+    /// [`Verifier::introspect`], once for every request carrying `token` meanwhile.
+    async fn introspect_once(
+        &self,
+        token: &str,
+        key: Key,
+        now: u64,
+    ) -> Result<Arc<Verified>, Failure> {
+        let call = self.introspecting.get_with(key, Default::default);
+        let answer = call
+            .get_or_init(|| self.introspect(token, key, now))
+            .await
+            .clone();
+        // Done: the next request asks the cache of answers, or the provider again.
+        self.introspecting.invalidate(&key);
+        answer
     }
 
     async fn introspect(&self, token: &str, key: Key, now: u64) -> Result<Arc<Verified>, Failure> {

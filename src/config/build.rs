@@ -90,6 +90,17 @@ impl Builder<'_> {
             Some(v) => *v.get_ref() as usize,
             None => 8192,
         };
+        let max_header_bytes = match s.max_header_bytes {
+            Some(v) if !(4096..=1_000_000).contains(v.get_ref()) => {
+                return Err(self.here.span(
+                    &v,
+                    "server.max_header_bytes",
+                    "expected a number of bytes from 4096 to 1000000",
+                ))
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => DEFAULT_MAX_HEADER_BYTES,
+        };
         let threads = match s.threads {
             Some(v) if !(1..=1024).contains(v.get_ref()) => {
                 return Err(self.here.span(
@@ -116,6 +127,7 @@ impl Builder<'_> {
             tls,
             trusted_proxies: s.trusted_proxies.into_iter().map(|c| c.0).collect(),
             max_token_bytes,
+            max_header_bytes,
             threads,
             shutdown_grace: s.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
             keepalive_timeout: s

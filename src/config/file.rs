@@ -38,6 +38,8 @@ pub struct Server {
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
     pub max_token_bytes: Option<Spanned<u64>>,
+    /// Largest request head (request target and headers) accepted; defaults to 64 KiB.
+    pub max_header_bytes: Option<Spanned<u64>>,
     /// Worker threads; defaults to the number of CPUs.
     pub threads: Option<Spanned<u64>>,
     /// How long SIGTERM waits for requests in flight; defaults to 10s.

@@ -34,6 +34,9 @@ pub struct Server {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Longest bearer token accepted, in bytes. Defaults to 8192.
     pub max_token_bytes: usize,
+    /// Largest request head accepted (the request target, header names and values), in
+    /// bytes; a larger one is refused with 431. Defaults to [`DEFAULT_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
     /// Worker threads. Defaults to the number of CPUs (pingora's own default is 1).
     pub threads: usize,
     /// How long SIGTERM waits for requests in flight. Defaults to 10s.
@@ -43,11 +46,15 @@ pub struct Server {
     pub keepalive_timeout: Duration,
 }
 
+/// 64 KiB: twice nginx's default (four 8 KiB buffers), room for a session split into
+/// several cookies next to a backend's own.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// nginx's `keepalive_timeout`: 75 s. Idle connections cost memory; without a bound they
 /// would stay open for as long as clients like.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 
 use super::respond::Refusal;
-use super::{Ctx, Gateway};
+use super::{Ctx, Serving};
 use crate::auth::error::Unavailable;
 use crate::auth::verifier::Verified;
 use crate::auth::{self, AuthError, Bearer};
@@ -37,7 +37,7 @@ pub enum Admission {
     Refused(Refusal),
 }
 
-impl Gateway {
+impl Serving {
     /// Decides a request: its route (left in `ctx.route`), its caller, the route's rules.
     /// Cookies that renew or clear a session on the way are left in `ctx.set_cookies`.
     pub(super) async fn admit(

@@ -8,7 +8,7 @@ use pingora::proxy::Session;
 
 use super::admission::{Admission, Target};
 use super::respond::{self, Refusal};
-use super::{Ctx, Gateway, Handled};
+use super::{Ctx, Handled, Serving};
 use crate::auth::error::Unavailable;
 use crate::auth::verifier::Verified;
 use crate::auth::{self, Bearer};
@@ -25,7 +25,7 @@ use crate::session::target::return_target;
 /// The reserved path prefix of the gateway's own endpoints.
 pub const RESERVED_PREFIX: &str = "/_portcullis/";
 
-impl Gateway {
+impl Serving {
     /// The gateway's own endpoints under `/_portcullis/`.
     pub(super) async fn endpoint(
         &self,

@@ -29,6 +29,8 @@ pub enum Refusal {
     InvalidToken(TokenError),
     /// A bearer token longer than `max_token_bytes`.
     TokenTooLarge,
+    /// A request head (target and headers) larger than `max_header_bytes`.
+    HeadersTooLarge,
     /// A rule in `allow` is not met (names the kind of rule).
     Forbidden(&'static str),
     /// The scopes the method needs, or `None` when no `scopes` key covers the method.
@@ -124,6 +126,7 @@ impl Refusal {
             ) => 400,
             Refusal::LoginFailed(LoginError::TargetTooLong) => 414,
             Refusal::MethodNotAllowed(_) => 405,
+            Refusal::HeadersTooLarge => 431,
             Refusal::BodyTooLarge => 413,
             Refusal::MissingCredentials { .. } | Refusal::InvalidToken(_) => 401,
             Refusal::Forbidden(_) | Refusal::InsufficientScope(_) => 403,
@@ -143,6 +146,7 @@ impl Refusal {
             | Refusal::BadReturnTarget
             | Refusal::BadLogoutToken(_)
             | Refusal::BodyTooLarge
+            | Refusal::HeadersTooLarge
             | Refusal::MethodNotAllowed(_)
             | Refusal::MissingForwardedHeader(_)
             | Refusal::Override(_)
@@ -178,6 +182,10 @@ impl Refusal {
             Refusal::MissingCredentials { .. } => "authentication is required".to_owned(),
             Refusal::InvalidToken(e) => e.to_string(),
             Refusal::TokenTooLarge => "the bearer token is too large".to_owned(),
+            Refusal::HeadersTooLarge => {
+                "the request's headers are larger than the gateway takes (server.max_header_bytes)"
+                    .to_owned()
+            }
             Refusal::Forbidden(kind) => format!("the route's `allow` {kind} rule is not met"),
             Refusal::InsufficientScope(Some(needed)) => {
                 format!("this method needs the scopes: {}", needed.join(" "))
@@ -232,6 +240,7 @@ impl Refusal {
             }
             | Refusal::BadPath(_)
             | Refusal::TokenTooLarge
+            | Refusal::HeadersTooLarge
             | Refusal::Forbidden(_)
             | Refusal::NoRoute
             | Refusal::NoEndpoint

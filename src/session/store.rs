@@ -60,6 +60,11 @@ pub trait SessionStore: Send + Sync {
 
     /// Forgets every session a back-channel logout names; how many it held.
     async fn end(&self, ended: &Ended) -> Result<usize, StoreUnavailable>;
+
+    /// Whether the store answers now (`/readyz`); cookies always do.
+    async fn reachable(&self) -> bool {
+        true
+    }
 }
 
 /// `value` sealed into the session cookie, or nothing (logged) when it does not fit.

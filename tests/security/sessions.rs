@@ -181,7 +181,6 @@ async fn state_replay_a_used_callback_with_its_saved_attempt_cookie_makes_no_ses
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: a login attempt's state can be used for a second code while its cookie is kept: the attempt cookie is stateless, nothing remembers that its state was used (SPEC §6: state is single-use)"]
 async fn state_replay_a_used_state_with_a_fresh_code_makes_no_session() {
     let w = world().await;
     let mut b = Browser::new();

@@ -411,4 +411,16 @@ impl SessionStore for RedisStore {
     async fn end(&self, ended: &Ended) -> Result<usize, StoreUnavailable> {
         self.end_all(ended).await
     }
+
+    async fn reachable(&self) -> bool {
+        let mut ping = redis::pipe();
+        ping.cmd("PING");
+        match self.link.query::<Vec<String>>(&ping).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready: the Redis session store does not answer");
+                false
+            }
+        }
+    }
 }

@@ -352,12 +352,30 @@ where
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
+                    // PATCHED: a head over pingora's limits (1 MiB, 256 headers) is a 431,
+                    // Request Header Fields Too Large (RFC 6585), not a 400.
+                    let too_large = e.context.as_ref().is_some_and(|c| {
+                        c.as_str().starts_with("Request header larger than")
+                    }) || e
+                        .cause
+                        .as_ref()
+                        .is_some_and(|c| c.to_string() == "too many headers");
                     downstream_session
-                        .respond_error(400)
+                        .respond_error(if too_large { 431 } else { 400 })
                         .await
                         .unwrap_or_else(|e| {
                             error!("failed to send error response to downstream: {e}");
                         });
+                } else if matches!(
+                    e.etype,
+                    ConnectionClosed | ReadError | ReadTimedout | WriteError | WriteTimedout
+                ) {
+                    // PATCHED: a client that hung up or went silent before its request was
+                    // read is no error an operator can act on (thousands under load).
+                    debug!(
+                        "Fail to proxy: {e}, downstream session type: {}",
+                        downstream_session.session_type()
+                    );
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(
