@@ -138,7 +138,9 @@ fn module_imports_form_no_cycle() {
     assert!(modules.contains_key("session::store"), "modules were found");
     let graph = edges(&modules);
     assert!(
-        graph.get("proxy::serving").is_some_and(|e| e.contains("session")),
+        graph
+            .get("proxy::serving")
+            .is_some_and(|e| e.contains("session")),
         "edges were found"
     );
     if let Some(cycle) = find_cycle(&graph) {
