@@ -10,6 +10,7 @@
 #   deploy: helm v3.22.0 from the Go module proxy and kubernetes-validate from PyPI
 #         (tests/e2e/deploy/install.sh, into tests/e2e/deploy/.cache/ and .venv/)
 #   bench-smoke: wrk from apt (the bench harness in seconds, benches/load/smoke.sh)
+#   faults: slowhttptest from apt (slow clients, tests/e2e/faults), and redis-server above
 #   fuzz: cargo-fuzz from crates.io (tests/fuzz/run.sh install: pinned, into tests/fuzz/.tools)
 #
 # `make bench` (not part of `make test`) installs the peers it compares (benches/load/install.sh:
@@ -18,7 +19,7 @@
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := cmake chromium redis-server redis-sentinel wrk
+APT_PACKAGES := cmake chromium redis-server redis-sentinel wrk slowhttptest
 CARGO_TEST := cargo test --release --locked --no-fail-fast
 
 .PHONY: test build deps apt npm pip keycloak proxies deploy-tools fuzz-tools rust-test e2e-test bench fuzz check fmt clippy clean-e2e

@@ -25,6 +25,7 @@ SUITES=(
   "django-unit|120|unittest|cd deploy/examples/django && DJANGO_SECRET_KEY=test-only-not-a-secret-0123456789abcdef .venv/bin/python manage.py test"
   "django|900|node|cd tests/e2e && node --test --test-reporter=tap django/"
   "forward-auth|900|node|cd tests/e2e && node --test --test-concurrency=1 --test-reporter=tap forward-auth/"
+  "faults|900|node|cd tests/e2e && node --test --test-concurrency=1 --test-reporter=tap faults/"
   "bench-smoke|600|node|benches/load/smoke.sh"
   "deploy|300|unittest|tests/e2e/deploy/.venv/bin/python -m unittest discover -s tests/e2e/deploy -p 'test_*.py'"
   "fuzz|600|node|tests/fuzz/run.sh smoke"

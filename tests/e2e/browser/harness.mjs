@@ -249,7 +249,7 @@ ${routes.replaceAll('{echo}', echo)}
  *   keepDir     stop() leaves `dir` in place (default: stop() removes it)
  *   timeoutMs   how long it may take to get ready (default 20 s)
  *
- * Returns { url(), origin, admin, dir, file, config, log(), stop() }.
+ * Returns { url(), origin, admin, dir, file, config, pid, log(), stop() }.
  */
 export async function startGatewayFromConfig({
   config, dir, admin, origin, env = {}, keepDir = false, timeoutMs = 20000,
@@ -293,6 +293,7 @@ export async function startGatewayFromConfig({
     dir,
     file,
     config,
+    pid: child.pid,
     log,
     stop,
   };

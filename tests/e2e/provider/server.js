@@ -36,6 +36,15 @@
 //   POST /__test/rotate          add a new RS256 key (new kid) and sign with it from now on
 //   POST /__test/drop-old-keys   publish only the newest key of each algorithm
 //   POST /__test/backchannel-logout-uri  body {"uri": "..."} (or {"uri": null} to remove)
+//   GET  /__test/calls           {"calls": {"<path>": n}}: requests received per path under the
+//                                issuer, `protocol/openid-connect/` left out ("token/introspect",
+//                                "certs", ".well-known/openid-configuration", "login-actions")
+//   POST /__test/delay           body {"path": "token/introspect", "ms": N}: requests to that path
+//                                are held N ms before they are answered (0 ends the delay)
+//   POST /__test/outage          body {"ms": N}: after answering, stops listening and drops every
+//                                connection, so that for N ms every connection is refused (the test
+//                                endpoints too), then listens again on the same port. Logs
+//                                `outage: ...` and `outage over: ...` on stderr.
 // oidc-provider fixes its keys and clients at construction, so these build a new Provider
 // and swap it in behind the same HTTP server; the storage (sessions, grants, codes, refresh
 // tokens) and the cookie keys are shared, so logins and tokens survive a swap.
@@ -507,9 +516,71 @@ async function interaction(req, res, url) {
   });
 }
 
+// ---------------------------------------------------------------- faults (tests/e2e/faults)
+
+// Requests received per path under the issuer (`calls`), and the paths whose answers are held
+// back (`delays`, ms): what a fault test counts and slows down. Keys are the path under the
+// issuer without `protocol/openid-connect/`: "token", "token/introspect", "certs",
+// ".well-known/openid-configuration"; every login form is "login-actions".
+const calls = new Map();
+const delays = new Map();
+
+function callName(pathname) {
+  let rest = pathname.slice(issuerPath.length).replace(/^\//, '');
+  if (rest.startsWith(`${KC.slice(1)}/`)) rest = rest.slice(KC.length);
+  if (rest.startsWith('login-actions/')) rest = 'login-actions';
+  return rest;
+}
+
+async function readJson(req) {
+  try {
+    return JSON.parse((await readBody(req)) || '{}');
+  } catch {
+    return undefined;
+  }
+}
+
+// Refuses every connection for `ms`: the listening socket is closed (a connect is refused, as
+// with a provider that is down) and open connections are dropped; then it listens again.
+function outage(ms) {
+  const { port } = server.address();
+  server.close();
+  server.closeAllConnections();
+  console.error(`outage: 127.0.0.1:${port} refuses connections for ${ms} ms`);
+  setTimeout(() => {
+    server.once('error', (err) => {
+      console.error(`outage over, but 127.0.0.1:${port} cannot be listened on again: ${err.message}`);
+      process.exit(1);
+    });
+    server.listen(port, '127.0.0.1', () => console.error(`outage over: listening on 127.0.0.1:${port} again`));
+  }, ms); // not unref: it keeps the process alive while nothing listens
+}
+
+async function faultEndpoint(req, res, path) {
+  if (path === '/__test/calls' && req.method === 'GET') {
+    return send(res, 200, { calls: Object.fromEntries(calls) });
+  }
+  if (req.method !== 'POST') return send(res, 404, { error: 'not found' });
+  const body = await readJson(req);
+  const ms = body?.ms;
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    return send(res, 400, { error: 'expected a JSON body with "ms", a whole number of milliseconds' });
+  }
+  if (path === '/__test/delay') {
+    if (typeof body.path !== 'string') return send(res, 400, { error: 'expected "path", e.g. "token/introspect"' });
+    if (ms === 0) delays.delete(body.path); else delays.set(body.path, ms);
+    return send(res, 200, { delays: Object.fromEntries(delays) });
+  }
+  // /__test/outage: answered first, then the port goes away.
+  res.once('finish', () => setImmediate(() => outage(ms)));
+  res.setHeader('connection', 'close');
+  return send(res, 200, { down_for_ms: ms });
+}
+
 async function testEndpoint(req, res, url) {
   const path = url.pathname;
   if (req.method === 'GET' && path === '/__test/keys') return send(res, 200, keysReport());
+  if (['/__test/calls', '/__test/delay', '/__test/outage'].includes(path)) return faultEndpoint(req, res, path);
   if (req.method !== 'POST') return send(res, 404, { error: 'not found' });
   if (path === '/__test/rotate') {
     let key;
@@ -544,8 +615,19 @@ async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
   if (url.pathname.startsWith('/__test/')) return testEndpoint(req, res, url);
   if (!current) return send(res, 503, { error: 'starting' });
+  const underIssuer = url.pathname === issuerPath || url.pathname.startsWith(`${issuerPath}/`);
+  if (underIssuer) {
+    const name = callName(url.pathname);
+    calls.set(name, (calls.get(name) ?? 0) + 1);
+    const delay = delays.get(name);
+    if (delay) {
+      await new Promise((resolve) => { setTimeout(resolve, delay); });
+      // The client gave up meanwhile (the gateway's timeout): nothing left to answer.
+      if (req.socket.destroyed) return undefined;
+    }
+  }
   if (url.pathname.startsWith(`${issuerPath}/login-actions/`)) return interaction(req, res, url);
-  if (url.pathname === issuerPath || url.pathname.startsWith(`${issuerPath}/`)) {
+  if (underIssuer) {
     // mount the provider at the issuer's path
     req.originalUrl = req.url;
     req.url = req.url.slice(issuerPath.length) || '/';
