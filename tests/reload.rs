@@ -124,7 +124,7 @@ impl Reloadable {
         let text = config(port, admin, issuer, up, v);
         let dir = tempfile::tempdir().unwrap();
         let gw = Gateway::spawn(dir, &text, port, admin_port, &[]).await;
-        wait_ready(&gw).await;
+        gw.wait_ready().await;
         Reloadable {
             gw,
             issuer: issuer.to_owned(),
@@ -132,32 +132,8 @@ impl Reloadable {
         }
     }
 
-    /// Writes `text` over gateway.toml, sends SIGHUP, and waits for the gateway to say it
-    /// reloaded (`true`) or refused the file (`false`).
     async fn reload_with(&self, text: &str) -> bool {
-        let before = self.outcomes();
-        std::fs::write(self.gw.dir.path().join("gateway.toml"), text).unwrap();
-        let sent = std::process::Command::new("kill")
-            .args(["-HUP", &self.gw.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let now = self.outcomes();
-            if now.0 > before.0 {
-                return true;
-            }
-            if now.1 > before.1 {
-                return false;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no reload outcome logged after SIGHUP:\n{}",
-                self.gw.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        reload_file(&self.gw, text).await
     }
 
     async fn reload(&self, v: &Version<'_>) -> bool {
@@ -165,34 +141,43 @@ impl Reloadable {
         let text = config(self.gw.addr.port(), admin, &self.issuer, self.up, v);
         self.reload_with(&text).await
     }
-
-    /// How many reloads the log records: (done, refused).
-    fn outcomes(&self) -> (usize, usize) {
-        let log = self.gw.log();
-        (
-            log.matches("configuration reloaded").count(),
-            log.matches("the configuration was not reloaded").count(),
-        )
-    }
 }
 
-async fn wait_ready(gw: &Gateway) {
+/// Writes `text` over `gw`'s gateway.toml, sends SIGHUP, and waits for the gateway to say
+/// it reloaded (`true`) or refused the file (`false`).
+async fn reload_file(gw: &Gateway, text: &str) -> bool {
+    let before = outcomes(gw);
+    std::fs::write(gw.dir.path().join("gateway.toml"), text).unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let r = support::client()
-            .get(format!("http://{}/readyz", gw.admin))
-            .send()
-            .await;
-        if r.is_ok_and(|r| r.status() == 200) {
-            return;
+        let now = outcomes(gw);
+        if now.0 > before.0 {
+            return true;
+        }
+        if now.1 > before.1 {
+            return false;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not ready: {}",
+            "no reload outcome logged after SIGHUP:\n{}",
             gw.log()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How many reloads the log records: (done, refused).
+fn outcomes(gw: &Gateway) -> (usize, usize) {
+    let log = gw.log();
+    (
+        log.matches("configuration reloaded").count(),
+        log.matches("the configuration was not reloaded").count(),
+    )
 }
 
 /// Requests that must each get their expected status all along: a public route, a bearer
@@ -435,17 +420,7 @@ async fn a_request_in_flight_during_a_reload_ends_with_the_configuration_it_bega
     let path = gw.dir.path().join("gateway.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let without = text[..text.rfind("[[routes]]").unwrap()].to_owned();
-    std::fs::write(&path, without).unwrap();
-    let before = gw.log().matches("configuration reloaded").count();
-    std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while gw.log().matches("configuration reloaded").count() == before {
-        assert!(tokio::time::Instant::now() < deadline, "{}", gw.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(reload_file(&gw, &without).await, "{}", gw.log());
     let after = support::get(gw.addr, "/slow/y", &[]).await;
     assert_eq!(after.status, 200, "{}", after.head);
     assert!(
@@ -478,16 +453,7 @@ async fn settings_a_reload_cannot_change_stay_as_they_were_with_a_warning() {
         &format!("listen = [\"127.0.0.1:{other_port}\"]"),
     );
     assert_ne!(moved, text);
-    std::fs::write(&path, moved).unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !gw.log().contains("configuration reloaded") {
-        assert!(tokio::time::Instant::now() < deadline, "{}", gw.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(reload_file(&gw, &moved).await, "{}", gw.log());
     assert!(
         gw.log().contains("only change with a restart") && gw.log().contains("server.listen"),
         "{}",

@@ -169,19 +169,22 @@ impl Verifier {
                 clock_skew: skew,
             });
         }
-        let mut verifier = Self::new(Vec::new(), config.claims.clone(), http, clock);
-        verifier.issuers = settings
-            .into_iter()
-            .map(|s| match kept.iter().find(|i| i.settings == s) {
-                Some(same) => same.clone(),
-                None => Arc::new(Issuer::new(s, verifier.http.clone())),
-            })
-            .collect();
-        verifier
+        Self::keeping(settings, kept, config.claims.clone(), http, clock)
     }
 
     pub fn new(
         settings: Vec<IssuerSettings>,
+        claims: Claims,
+        http: reqwest::Client,
+        clock: Clock,
+    ) -> Verifier {
+        Self::keeping(settings, &[], claims, http, clock)
+    }
+
+    /// The issuers of `settings`, each one of `kept` when its settings are the same.
+    fn keeping(
+        settings: Vec<IssuerSettings>,
+        kept: &[Arc<Issuer>],
         claims: Claims,
         http: reqwest::Client,
         clock: Clock,
@@ -197,7 +200,10 @@ impl Verifier {
         Verifier {
             issuers: settings
                 .into_iter()
-                .map(|s| Arc::new(Issuer::new(s, http.clone())))
+                .map(|s| match kept.iter().find(|i| i.settings == s) {
+                    Some(same) => same.clone(),
+                    None => Arc::new(Issuer::new(s, http.clone())),
+                })
                 .collect(),
             claims,
             http,

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use super::{bearer, now, send, wait_ready, INTROSPECTION_SECRET};
+use super::{bearer, now, send, INTROSPECTION_SECRET};
 use crate::support::provider::{SigningKey, TestProvider};
 use crate::support::Gateway;
 
@@ -59,7 +59,7 @@ allow = {{ clients = ["billing-service"] }}
         b = b.issuer(),
     );
     let gw = Gateway::start("", &rest).await;
-    wait_ready(&gw).await;
+    gw.wait_ready().await;
     Two { gw, a, b }
 }
 

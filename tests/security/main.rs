@@ -162,7 +162,7 @@ secrets = ["{SECRET}"]
             tp = tp.issuer(),
         );
         let gw = Gateway::start("", &rest).await;
-        wait_ready(&gw).await;
+        gw.wait_ready().await;
         World {
             gw,
             op,
@@ -216,24 +216,6 @@ secrets = ["{SECRET}"]
     pub fn cookies(&self, b: &Browser) -> String {
         b.cookie_header(&self.url("/"))
     }
-}
-
-/// Waits (bounded) until `/readyz` says discovery and keys are loaded.
-pub async fn wait_ready(gw: &Gateway) {
-    let c = support::client();
-    for _ in 0..150 {
-        let ok = c
-            .get(format!("http://{}/readyz", gw.admin))
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the gateway was not ready within 15 s:\n{}", gw.log());
 }
 
 /// Follows `a` through the provider (its login form included) until the provider sends the

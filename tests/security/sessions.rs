@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{header, rss_kib, send, through_login, wait_ready, world, SECRET};
+use super::{header, rss_kib, send, through_login, world, SECRET};
 use crate::support::browser::Browser;
 use crate::support::servers::Redis;
 use crate::support::{Gateway, Raw};
@@ -82,7 +82,7 @@ auth = "login"
         url = redis.url(),
     );
     let gw = Gateway::start("", &rest).await;
-    wait_ready(&gw).await;
+    gw.wait_ready().await;
     let origin = Browser::origin(&gw.url("/"));
     let mut attacker = Browser::new();
     log_in(&gw, &mut attacker, "bob").await;

@@ -140,6 +140,23 @@ impl Gateway {
         );
     }
 
+    /// Waits (at most 15 s) until `/readyz` answers 200: discovery and keys loaded.
+    pub async fn wait_ready(&self) {
+        let c = client();
+        for _ in 0..150 {
+            let ok = c
+                .get(format!("http://{}/readyz", self.admin))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway was not ready within 15 s:\n{}", self.log());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  burst, kidOf, metric, opCalls, opControl, startEcho, startGateway, startLoad, startProvider,
-  tally, token, waitFor,
+  bearer, burst, kidOf, metric, opCalls, opControl, startLoad, startStack, tally, token, waitFor,
 } from './stack.mjs';
 
 const CLIENTS = ['billing-service', 'shipping-service', 'reporting-service'];
@@ -16,34 +15,19 @@ const BURST = 60;
 // one for a background refresh falling in the same moment.
 const MAX_FETCHES = 2;
 
-const routes = (echo) => `
-[[routes]]
-name = "api"
-path = "/api/"
-upstream = "${echo}"
-auth = "bearer"
-`;
 
-const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
 describe('key rotation under load', () => {
   let op;
-  let echo;
   let gw;
-  const stops = [];
+  let stack;
 
   before(async () => {
-    op = await startProvider();
-    stops.push(() => op.stop());
-    echo = await startEcho();
-    stops.push(() => echo.stop());
-    gw = await startGateway({ issuer: op.issuer, routes: routes(echo.url) });
-    stops.push(() => gw.stop());
+    stack = await startStack({ names: ['api'] });
+    ({ op, gw } = stack);
   });
 
-  after(async () => {
-    while (stops.length) await stops.pop()().catch(() => {});
-  });
+  after(() => stack?.stop());
 
   test('a_rotated_key_is_fetched_once_for_a_burst_and_no_token_with_a_published_key_fails', async (t) => {
     const old = await Promise.all(Array.from({ length: 12 }, (_, i) => token(op, CLIENTS[i % CLIENTS.length])));

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  PAGE_LOAD, USERS, accepting, echoed, kidOf, login, loginUntilCallback, metric,
-  opControl, readyz, request, startEcho, startGateway, startGatewayUntil, startLoad,
-  startProvider, tally, token, waitFor, waitForLine,
+  PAGE_LOAD, USERS, accepting, bearer, echoed, kidOf, login, loginUntilCallback, metric,
+  opControl, readyz, request, routes, startGatewayUntil, startLoad, startStack, tally, token,
+  waitFor, waitForLine,
 } from './stack.mjs';
 
 const OUTAGE_MS = 60000;
@@ -19,47 +19,23 @@ const PROVIDER_TIMEOUT_MS = 5000;
 const SLACK_MS = 1500;
 const CLIENTS = ['billing-service', 'shipping-service', 'reporting-service', 'es256-service'];
 
-const routes = (echo) => `
-[[routes]]
-name = "api"
-path = "/api/"
-upstream = "${echo}"
-auth = "bearer"
 
-[[routes]]
-name = "app"
-path = "/app/"
-upstream = "${echo}"
-auth = "login"
-
-[[routes]]
-name = "pub"
-path = "/pub/"
-upstream = "${echo}"
-auth = "public"
-`;
-
-const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
 describe('provider down for 60 s', () => {
   let op;
   let echo;
   let gw;
   let late; // a gateway started during the outage
-  const stops = [];
+  let stack;
 
   before(async () => {
-    op = await startProvider();
-    stops.push(() => op.stop());
-    echo = await startEcho();
-    stops.push(() => echo.stop());
-    gw = await startGateway({ issuer: op.issuer, session: '', routes: routes(echo.url) });
-    stops.push(() => gw.stop());
+    stack = await startStack({ session: '' });
+    ({ op, echo, gw } = stack);
   });
 
   after(async () => {
     if (late) await late.stop();
-    while (stops.length) await stops.pop()().catch(() => {});
+    await stack?.stop();
   });
 
   test('provider_outage_never_fails_bearer_traffic_or_hangs_a_login', { timeout: OUTAGE_MS + 60000 }, async (t) => {
@@ -192,18 +168,13 @@ describe('a key the gateway has not cached, during an outage', () => {
   const SHORT_OUTAGE_MS = 5000;
   const MIN_REFETCH_MS = 10000; // src/auth/issuer.rs MIN_REFETCH: one unknown-kid fetch per 10 s
   let op;
-  let echo;
   let gw;
-  const stops = [];
+  let stack;
   let fresh;
 
   before(async () => {
-    op = await startProvider();
-    stops.push(() => op.stop());
-    echo = await startEcho();
-    stops.push(() => echo.stop());
-    gw = await startGateway({ issuer: op.issuer, session: '', routes: routes(echo.url) });
-    stops.push(() => gw.stop());
+    stack = await startStack({ session: '' });
+    ({ op, gw } = stack);
     // Rotated after the gateway loaded the keys: it meets the new kid first during the outage.
     await opControl(op, 'rotate');
     fresh = await token(op, 'billing-service');
@@ -211,9 +182,7 @@ describe('a key the gateway has not cached, during an outage', () => {
     await waitForLine(op.stderr, /^outage: /m, { what: 'the start of the outage' });
   });
 
-  after(async () => {
-    while (stops.length) await stops.pop()().catch(() => {});
-  });
+  after(() => stack?.stop());
 
   test('a_token_whose_key_cannot_be_fetched_is_a_503_not_an_invalid_token', {
     todo: 'answered 401 invalid_token "the token\'s signing key is unknown": src/auth/jwt.rs verify_with turns a '

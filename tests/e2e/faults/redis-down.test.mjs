@@ -8,54 +8,33 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  USERS, echoed, freePort, login, readyz, request, startEcho, startGateway, startProvider,
-  startRedis, waitFor,
+  USERS, echoed, freePort, login, readyz, request, startRedis, startStack, waitFor,
 } from './stack.mjs';
 
 // README: a connection to Redis may take 1 s to open and a command 1 s to answer; /readyz
 // asks Redis at each call. Give each change of state a few of those.
 const NOTICE_MS = 5000;
 
-const routes = (echo) => `
-[[routes]]
-name = "app"
-path = "/app/"
-upstream = "${echo}"
-auth = "login"
-
-[[routes]]
-name = "pub"
-path = "/pub/"
-upstream = "${echo}"
-auth = "public"
-`;
 
 describe('/readyz while Redis is unreachable', () => {
-  let op;
-  let echo;
   let gw;
   let redis;
   let port;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-faults-redis-'));
-  const stops = [];
+  let stack;
 
   before(async () => {
     port = await freePort();
     redis = await startRedis({ port, dir });
-    op = await startProvider();
-    stops.push(() => op.stop());
-    echo = await startEcho();
-    stops.push(() => echo.stop());
-    gw = await startGateway({
-      issuer: op.issuer,
+    stack = await startStack({
+      names: ['app', 'pub'],
       session: `store = "redis"\nredis_url = "redis://127.0.0.1:${port}"`,
-      routes: routes(echo.url),
     });
-    stops.push(() => gw.stop());
+    ({ gw } = stack);
   });
 
   after(async () => {
-    while (stops.length) await stops.pop()().catch(() => {});
+    await stack?.stop();
     await redis?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });

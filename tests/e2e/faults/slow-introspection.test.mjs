@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  burst, metric, opCalls, opControl, request, startEcho, startGateway, startProvider, token,
+  bearer, burst, metric, opCalls, opControl, request, startStack, token,
 } from './stack.mjs';
 
 const CONCURRENT = 50;
@@ -18,15 +18,7 @@ const SLOW_MS = 2000; // slow, within the timeout
 const TOO_SLOW_MS = 8000; // beyond it
 const SLACK_MS = 2000;
 
-const routes = (echo) => `
-[[routes]]
-name = "api"
-path = "/api/"
-upstream = "${echo}"
-auth = "bearer"
-`;
 
-const bearer = (t) => ({ authorization: `Bearer ${t}` });
 
 /** `CONCURRENT` requests at once with `tok`; resolves { answers, wallMs, calls } */
 async function sameTokenBurst(op, gw, tok) {
@@ -41,22 +33,17 @@ const statuses = (answers) => answers.reduce((m, a) => ({ ...m, [a.status]: (m[a
 
 describe('slow introspection', () => {
   let op;
-  let echo;
   let gw;
-  const stops = [];
+  let stack;
 
   before(async () => {
-    op = await startProvider();
-    stops.push(() => op.stop());
-    echo = await startEcho();
-    stops.push(() => echo.stop());
-    gw = await startGateway({ issuer: op.issuer, routes: routes(echo.url) });
-    stops.push(() => gw.stop());
+    stack = await startStack({ names: ['api'] });
+    ({ op, gw } = stack);
   });
 
   after(async () => {
-    await opControl(op, 'delay', { path: INTROSPECT, ms: 0 }).catch(() => {});
-    while (stops.length) await stops.pop()().catch(() => {});
+    if (op) await opControl(op, 'delay', { path: INTROSPECT, ms: 0 }).catch(() => {});
+    await stack?.stop();
   });
 
   test('a_slow_introspection_is_asked_once_for_many_requests_with_the_same_token', async (t) => {

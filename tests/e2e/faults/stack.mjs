@@ -97,6 +97,46 @@ ${routes}
   };
 }
 
+/** `Authorization: Bearer <t>`. */
+export const bearer = (t) => ({ authorization: `Bearer ${t}` });
+
+const ROUTE_KINDS = { api: ['/api/', 'bearer'], app: ['/app/', 'login'], pub: ['/pub/', 'public'] };
+
+/**
+ * The `[[routes]]` of these tests, each to `echo`: `api` (bearer, /api/), `app` (login,
+ * /app/) and `pub` (public, /pub/), or those of them `names` lists.
+ */
+export function routes(echo, names = Object.keys(ROUTE_KINDS)) {
+  return names.map((name) => {
+    const [prefix, auth] = ROUTE_KINDS[name];
+    return `\n[[routes]]\nname = "${name}"\npath = "${prefix}"\nupstream = "${echo}"\nauth = "${auth}"\n`;
+  }).join('');
+}
+
+/**
+ * The provider look-alike, an echo backend, and a gateway (startGateway's `options`) in front
+ * of the backend with `routes(echo.url, names)`. Resolves { op, echo, gw, stop() }; `stop()`
+ * stops them, the last started first (whatever of them was started, should one fail).
+ */
+export async function startStack({ names, ...options } = {}) {
+  const started = [];
+  const stop = async () => {
+    while (started.length) await started.pop().stop().catch(() => {});
+  };
+  try {
+    const op = await startProvider();
+    started.push(op);
+    const echo = await startEcho();
+    started.push(echo);
+    const gw = await startGateway({ issuer: op.issuer, routes: routes(echo.url, names), ...options });
+    started.push(gw);
+    return { op, echo, gw, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
 /**
  * A gateway (gatewayConfig's options) started with harness.mjs' startGatewayFromConfig:
  * resolves once its /readyz answers 200. Returns that gateway ({ url(), origin, admin, pid,
