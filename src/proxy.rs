@@ -141,9 +141,12 @@ impl ProxyHttp for Gateway {
     /// route, authenticates, and strips what clients may not say. `true` = answered here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         // pingora keeps an HTTP/1.1 connection open forever between requests: bound it.
+        let server = &ctx.live.config.server;
         if session.get_keepalive() == Some(0) {
-            session.set_keepalive(Some(ctx.live.config.server.keepalive_timeout.as_secs()));
+            session.set_keepalive(Some(server.keepalive_timeout.as_secs()));
         }
+        // Each read of the body (pingora's read timeout, 60 s unless set).
+        session.set_read_timeout(Some(server.body_timeout));
         let live = ctx.live.clone();
         Ok(live.decide(session, ctx).await?.done())
     }
@@ -279,6 +282,10 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
+            // The client paused its body past `body_timeout` (nginx answers 408 too).
+            ErrorType::ReadTimedout if e.esource() == &pingora::ErrorSource::Downstream => 408,
+            // The client hung up or stopped reading: nobody to answer.
+            _ if client_went_away(e) => 0,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
@@ -290,6 +297,7 @@ impl ProxyHttp for Gateway {
             let refusal = match code {
                 502 => Refusal::UpstreamUnreachable,
                 504 => Refusal::UpstreamTimeout,
+                408 => Refusal::ClientTimeout,
                 other => Refusal::ProxyFailed(other),
             };
             ctx.refusal = Some(refusal.reason());
@@ -299,6 +307,16 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// Marks a kept-alive connection as reused, so that the vendored pingora-proxy gives its
+    /// next head `keepalive_timeout` (the idle wait) on top of `header_timeout`.
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(()))
     }
 
     /// A client that hung up or stopped reading is no error an operator can act on: the

@@ -5,7 +5,8 @@
 //! What a reload keeps: the keys of every issuer whose settings did not change (no refetch,
 //! so a reload during a provider outage loses nothing), the sessions ended on this instance
 //! and the refreshes under way. What it cannot change — the listeners, TLS, the admin
-//! address, the worker threads and `shutdown_grace` — is kept as it was, with a warning.
+//! address, the worker threads, `shutdown_grace` and `header_timeout` — is kept as it was,
+//! with a warning.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -191,6 +192,10 @@ fn keep_restart_only_settings(old: &Config, new: &mut Config) -> Vec<&'static st
     if new.server.shutdown_grace != old.server.shutdown_grace {
         new.server.shutdown_grace = old.server.shutdown_grace;
         kept.push("server.shutdown_grace");
+    }
+    if new.server.header_timeout != old.server.header_timeout {
+        new.server.header_timeout = old.server.header_timeout;
+        kept.push("server.header_timeout");
     }
     if new.admin != old.admin {
         new.admin = old.admin;

@@ -83,6 +83,9 @@ pub fn build(config: Config, source: Option<std::path::PathBuf>) -> anyhow::Resu
     let readiness = Arc::new(Readiness::new(live.clone()));
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
+    if let Some(app) = proxy.app_logic_mut() {
+        app.request_head_timeout = Some(config.server.header_timeout);
+    }
     for addr in &config.server.listen {
         let listener = ListenerConfig::tcp(addr.to_string()).l4_buffer(client_buffers());
         let listener = match &config.server.tls {

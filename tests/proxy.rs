@@ -849,6 +849,132 @@ async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
     );
 }
 
+/// Sends `first`, then `byte` every `every` until the gateway answers or closes; returns
+/// what it answered and after how long.
+async fn trickle(
+    addr: std::net::SocketAddr,
+    first: &str,
+    byte: &'static [u8],
+    every: Duration,
+) -> (String, Duration) {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle_on(s, first, byte, every).await
+}
+
+/// [`trickle`] on a connection already open.
+async fn trickle_on(
+    mut s: tokio::net::TcpStream,
+    first: &str,
+    byte: &'static [u8],
+    every: Duration,
+) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    s.write_all(first.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            n = s.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            _ = tokio::time::sleep(every) => {
+                if !byte.is_empty() && s.write_all(byte).await.is_err() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still open after 20 s"
+        );
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_trickling_its_head_a_byte_at_a_time_is_cut_off_at_header_timeout() {
+    let up = support::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
+    );
+    let gw = Gateway::start("header_timeout = \"2s\"\nkeepalive_timeout = \"1s\"", &rest).await;
+    // A byte every 300 ms: each read is quick, the head never ends (slowloris).
+    let (answer, after) = trickle(
+        gw.addr,
+        "GET /slow HTTP/1.1\r\nHost: a\r\nX-Slow: ",
+        b"x",
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(6),
+        "cut off after {after:?}"
+    );
+    // On a kept-alive connection the bound is the keep-alive wait plus header_timeout.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !String::from_utf8_lossy(&first).ends_with("}\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the first answer")
+            .unwrap();
+        assert!(n > 0, "closed after the first request");
+        first.extend_from_slice(&buf[..n]);
+    }
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    let (answer, after) = trickle_on(
+        s,
+        "GET /b HTTP/1.1\r\nHost: a\r\nX-Slow: ",
+        b"x",
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(6),
+        "cut off after {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_pausing_its_body_past_body_timeout_gets_408_not_a_504_blamed_on_the_backend() {
+    let up = support::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
+    );
+    let gw = Gateway::start("body_timeout = \"1s\"", &rest).await;
+    let (answer, after) = trickle(
+        gw.addr,
+        "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc",
+        b"",
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("request_timeout"), "{answer:?}");
+    assert!(after >= Duration::from_secs(1), "cut off after {after:?}");
+    // A body sent steadily, each pause under the bound, is not cut however long it takes.
+    let (answer, _) = trickle(
+        gw.addr,
+        "POST /steady HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nConnection: close\r\n\r\na",
+        b"b",
+        Duration::from_millis(400),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_head_over_max_header_bytes_is_a_431_that_never_reaches_the_backend() {
     let (gw, _) = every_route_kind("max_header_bytes = 8192").await;

@@ -442,13 +442,68 @@ async fn a_provider_outage_never_stops_verification_with_cached_keys() {
     let t = rsa.sign(&claims);
     assert!(verifier.verify(&t).await.is_ok());
     // An unknown kid during the outage is refused, and known keys keep working after it.
-    assert!(verifier
-        .verify(&SigningKey::rsa("new").sign(&claims))
-        .await
-        .is_err());
+    assert_eq!(
+        verifier
+            .verify(&SigningKey::rsa("new").sign(&claims))
+            .await
+            .map(|_| ()),
+        Err(Failure::Unavailable(Unavailable::KeyUnreachable))
+    );
     let mut c2 = claims.clone();
     c2["jti"] = json!("second");
     assert!(verifier.verify(&rsa.sign(&c2)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotated_in_during_an_outage_is_a_503_then_verifies_a_second_after_the_provider_is_back(
+) {
+    let s = setup().await;
+    let Setup {
+        provider,
+        verifier,
+        clock,
+        rsa,
+    } = s;
+    let port: u16 = url::Url::parse(provider.issuer()).unwrap().port().unwrap();
+    let claims = provider.service_claims("billing-service", "orders:read", NOW, 300);
+    drop(provider);
+    let rotated = SigningKey::rsa("rotated");
+    let token = rotated.sign(&claims);
+    // Not "invalid": the gateway could not look. Asked again in the same second, the failed
+    // fetch is not retried (no pile-up on a provider that is down).
+    for _ in 0..3 {
+        assert_eq!(
+            verifier.verify(&token).await.map(|_| ()),
+            Err(Failure::Unavailable(Unavailable::KeyUnreachable))
+        );
+    }
+    let provider = TestProvider::start(&[&rsa, &rotated], Some(port)).await;
+    assert_eq!(
+        verifier.verify(&token).await.map(|_| ()),
+        Err(Failure::Unavailable(Unavailable::KeyUnreachable)),
+        "within a second of the failed fetch, none again"
+    );
+    assert_eq!(provider.jwks_fetches(), 0);
+    // One second on (not the ten a successful fetch holds): fetched once, verified.
+    clock.store(NOW + 1, Ordering::SeqCst);
+    assert_eq!(verifier.verify(&token).await.map(|_| ()), Ok(()));
+    assert_eq!(provider.jwks_fetches(), 1);
+    // A kid the fresh key set does not hold is unknown, and holds the 10 s limit.
+    let unknown = SigningKey::rsa("never-published").sign(&claims);
+    assert_eq!(
+        verifier.verify(&unknown).await.map(|_| ()),
+        invalid(TokenError::UnknownKeyId)
+    );
+    clock.store(NOW + 5, Ordering::SeqCst);
+    assert_eq!(
+        verifier.verify(&unknown).await.map(|_| ()),
+        invalid(TokenError::UnknownKeyId)
+    );
+    assert_eq!(
+        provider.jwks_fetches(),
+        1,
+        "the key set fetched a moment ago answers for it: no fetch within 10 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -62,6 +62,8 @@ impl TokenError {
 pub enum Unavailable {
     #[error("the token issuer's keys are not loaded yet")]
     KeysNotLoaded,
+    #[error("the token's signing key is not loaded and its issuer cannot be reached to fetch it")]
+    KeyUnreachable,
     #[error("the introspection endpoint could not be reached")]
     Introspection,
     /// A login cannot start (discovery not loaded), or a session's tokens expired while the

@@ -2,8 +2,10 @@
 //! endpoint.
 //!
 //! Keys are fetched in the background and on demand. An unknown `kid` triggers at most
-//! one JWKS fetch at a time and at most one per [`MIN_REFETCH`]; a failed fetch keeps the
-//! keys already loaded, so an outage of the provider never stops verification with them.
+//! one JWKS fetch at a time and at most one per [`MIN_REFETCH`] (per [`RETRY_FAILED`]
+//! after a failed one); a failed fetch keeps the keys already loaded, so an outage of the
+//! provider never stops verification with them, and a key it could not fetch is
+//! "unreachable" (503), not "unknown" (401).
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -18,6 +20,9 @@ use crate::telemetry::METRICS;
 
 /// The shortest time between two JWKS fetches caused by unknown key ids.
 pub const MIN_REFETCH: Duration = Duration::from_secs(10);
+/// The shortest time between two such fetches after one failed: short, so a key rotated in
+/// during an outage verifies within a second or so of the provider's return.
+pub const RETRY_FAILED: Duration = Duration::from_secs(1);
 /// How often keys are refreshed in the background once loaded.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(300);
 /// The longest wait between two attempts while discovery or keys are failing.
@@ -173,6 +178,30 @@ pub struct IssuerSettings {
     pub clock_skew: Duration,
 }
 
+/// Why [`Issuer::key_for`] has no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingKey {
+    /// The issuer's current key set, just fetched, does not hold it.
+    Unknown,
+    /// The key set could not be fetched to look for it.
+    Unreachable,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OnDemandFetch {
+    /// Seconds, on the injected clock.
+    at: u64,
+    ok: bool,
+}
+
+impl OnDemandFetch {
+    /// Whether another fetch must wait.
+    fn is_recent(self, now: u64) -> bool {
+        let wait = if self.ok { MIN_REFETCH } else { RETRY_FAILED };
+        now.saturating_sub(self.at) < wait.as_secs()
+    }
+}
+
 /// One issuer at run time.
 pub struct Issuer {
     pub settings: IssuerSettings,
@@ -180,11 +209,12 @@ pub struct Issuer {
     discovery: RwLock<Option<Arc<Discovery>>>,
     keys: RwLock<Arc<KeySet>>,
     keys_loaded: std::sync::atomic::AtomicBool,
-    /// When an unknown `kid` last caused a JWKS fetch; guards their rate. Start-up and
+    /// The last JWKS fetch an unknown `kid` caused; guards their rate. Start-up and
     /// background refreshes do not count, so a key rotated in right after them is still
     /// fetched on first sight.
-    /// When the keys were last fetched for an unknown `kid` (seconds, the injected clock).
-    last_fetch: Mutex<Option<u64>>,
+    last_fetch: Mutex<Option<OnDemandFetch>>,
+    /// How many such fetches have run: a caller that waited for one uses its outcome.
+    on_demand_fetches: std::sync::atomic::AtomicU64,
     /// Held while a fetch runs: callers with the same unknown kid wait for that fetch.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -214,6 +244,7 @@ impl Issuer {
             keys: RwLock::new(Arc::new(KeySet::default())),
             keys_loaded: std::sync::atomic::AtomicBool::new(false),
             last_fetch: Mutex::new(None),
+            on_demand_fetches: std::sync::atomic::AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(()),
         }
     }
@@ -305,30 +336,49 @@ impl Issuer {
     }
 
     /// The key for a token, fetching the JWKS again when the `kid` is unknown — at most
-    /// one fetch at a time, at most one per [`MIN_REFETCH`].
-    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm, now: u64) -> Option<Key> {
+    /// one fetch at a time (callers that waited for it take its outcome), at most one per
+    /// [`MIN_REFETCH`], or per [`RETRY_FAILED`] after a failed one.
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: u64,
+    ) -> Result<Key, MissingKey> {
+        use std::sync::atomic::Ordering;
         if let Some(k) = self.keys().find(kid, alg) {
-            return Some(k.clone());
+            return Ok(k.clone());
         }
-        {
+        let fetches_seen = self.on_demand_fetches.load(Ordering::Acquire);
+        let fetched = {
             let _one_at_a_time = self.fetching.lock().await;
             // A fetch that finished while we waited may have brought the key.
             if let Some(k) = self.keys().find(kid, alg) {
-                return Some(k.clone());
+                return Ok(k.clone());
             }
-            let recent = self
-                .last_fetch
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|at| now.saturating_sub(at) < MIN_REFETCH.as_secs());
-            if !recent {
-                *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
-                if let Err(e) = self.fetch_keys().await {
-                    tracing::warn!(issuer = %self.settings.issuer, error = %e, "JWKS fetch for an unknown key failed");
+            let last = *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
+            let waited_for_one = self.on_demand_fetches.load(Ordering::Acquire) != fetches_seen;
+            match last {
+                Some(last) if waited_for_one || last.is_recent(now) => last.ok,
+                _ => {
+                    let ok = match self.fetch_keys().await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(issuer = %self.settings.issuer, error = %e, "JWKS fetch for an unknown key failed");
+                            false
+                        }
+                    };
+                    *self.last_fetch.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(OnDemandFetch { at: now, ok });
+                    self.on_demand_fetches.fetch_add(1, Ordering::Release);
+                    ok
                 }
             }
+        };
+        match self.keys().find(kid, alg) {
+            Some(k) => Ok(k.clone()),
+            None if fetched => Err(MissingKey::Unknown),
+            None => Err(MissingKey::Unreachable),
         }
-        self.keys().find(kid, alg).cloned()
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {

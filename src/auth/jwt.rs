@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::claims::numeric_date;
 use super::error::{TokenError, Unavailable};
-use super::issuer::Issuer;
+use super::issuer::{Issuer, MissingKey};
 
 /// What a token claims about itself before anything is verified; used only to pick the
 /// issuer whose keys then decide.
@@ -84,11 +84,14 @@ async fn verify_with(
     if !s.algorithms.contains(&head.alg) {
         return Err(Ok(TokenError::AlgorithmNotAllowed));
     }
-    let Some(key) = issuer.key_for(head.kid.as_deref(), head.alg, now).await else {
-        if issuer.keys().keys.is_empty() {
-            return Err(Err(Unavailable::KeysNotLoaded));
+    let key = match issuer.key_for(head.kid.as_deref(), head.alg, now).await {
+        Ok(key) => key,
+        Err(MissingKey::Unknown) => return Err(Ok(TokenError::UnknownKeyId)),
+        Err(MissingKey::Unreachable) if issuer.keys().keys.is_empty() => {
+            return Err(Err(Unavailable::KeysNotLoaded))
         }
-        return Err(Ok(TokenError::UnknownKeyId));
+        // Perhaps a key rotated in during an outage: not the caller's fault.
+        Err(MissingKey::Unreachable) => return Err(Err(Unavailable::KeyUnreachable)),
     };
     // The signature (and that the key fits the algorithm) is checked by jsonwebtoken; the
     // time claims and the audience below, against the injected clock.

@@ -134,6 +134,14 @@ impl Builder<'_> {
                 .keepalive_timeout
                 .map_or(DEFAULT_KEEPALIVE_TIMEOUT, |d| d.0)
                 .max(Duration::from_secs(1)),
+            header_timeout: s
+                .header_timeout
+                .map_or(DEFAULT_CLIENT_TIMEOUT, |d| d.0)
+                .max(Duration::from_secs(1)),
+            body_timeout: s
+                .body_timeout
+                .map_or(DEFAULT_CLIENT_TIMEOUT, |d| d.0)
+                .max(Duration::from_secs(1)),
         })
     }
 

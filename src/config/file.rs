@@ -46,6 +46,10 @@ pub struct Server {
     pub shutdown_grace: Option<Dur>,
     /// How long an idle keep-alive client connection is kept open; defaults to 75s.
     pub keepalive_timeout: Option<Dur>,
+    /// How long a client may take to send a whole request head; defaults to 60s.
+    pub header_timeout: Option<Dur>,
+    /// How long a client may pause between two reads of its request body; defaults to 60s.
+    pub body_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,13 @@ pub struct Server {
     /// How long an idle keep-alive client connection waits for its next request before the
     /// gateway closes it. Defaults to [`DEFAULT_KEEPALIVE_TIMEOUT`].
     pub keepalive_timeout: Duration,
+    /// How long a client may take to send a whole request head (on a kept-alive
+    /// connection, counted from the end of the keep-alive wait). nginx's
+    /// `client_header_timeout`; defaults to [`DEFAULT_CLIENT_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// How long a client may pause between two reads of its request body. nginx's
+    /// `client_body_timeout`; defaults to [`DEFAULT_CLIENT_TIMEOUT`].
+    pub body_timeout: Duration,
 }
 
 /// 64 KiB: twice nginx's default (four 8 KiB buffers), room for a session split into
@@ -53,6 +60,9 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 /// nginx's `keepalive_timeout`: 75 s. Idle connections cost memory; without a bound they
 /// would stay open for as long as clients like.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// nginx's `client_header_timeout` and `client_body_timeout`: 60 s.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {

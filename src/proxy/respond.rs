@@ -41,6 +41,8 @@ pub enum Refusal {
     UpstreamUnreachable,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// The client paused its request body for longer than `server.body_timeout`.
+    ClientTimeout,
     /// The proxy failed in another way; pingora's status code (500 for its own errors).
     ProxyFailed(u16),
     /// A login callback that produced no session.
@@ -133,6 +135,7 @@ impl Refusal {
             Refusal::NoRoute | Refusal::NoEndpoint => 404,
             Refusal::UpstreamUnreachable => 502,
             Refusal::UpstreamTimeout => 504,
+            Refusal::ClientTimeout => 408,
             Refusal::ProxyFailed(code) => *code,
             Refusal::LoginFailed(LoginError::ProviderUnreachable) | Refusal::Unavailable(_) => 503,
         }
@@ -170,6 +173,7 @@ impl Refusal {
             Refusal::InsufficientScope(_) => "insufficient_scope",
             Refusal::UpstreamUnreachable => "bad_gateway",
             Refusal::UpstreamTimeout => "gateway_timeout",
+            Refusal::ClientTimeout => "request_timeout",
             Refusal::ProxyFailed(_) => "server_error",
         }
     }
@@ -196,6 +200,9 @@ impl Refusal {
             Refusal::Unavailable(u) => u.to_string(),
             Refusal::UpstreamUnreachable => "the backend could not be reached".to_owned(),
             Refusal::UpstreamTimeout => "the backend did not answer in time".to_owned(),
+            Refusal::ClientTimeout => {
+                "the request body stopped arriving (server.body_timeout)".to_owned()
+            }
             Refusal::ProxyFailed(_) => "the gateway could not complete this request".to_owned(),
             Refusal::LoginFailed(e) => e.to_string(),
             Refusal::BadReturnTarget => "the return target must be a path on this site".to_owned(),
@@ -247,6 +254,7 @@ impl Refusal {
             | Refusal::Unavailable(_)
             | Refusal::UpstreamUnreachable
             | Refusal::UpstreamTimeout
+            | Refusal::ClientTimeout
             | Refusal::ProxyFailed(_)
             | Refusal::LoginFailed(_)
             | Refusal::BadReturnTarget

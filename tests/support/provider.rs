@@ -74,16 +74,19 @@ pub struct State {
     pub introspections: AtomicUsize,
 }
 
-/// A running in-process provider. Dropping it stops it.
+/// A running in-process provider. Dropping it stops it: the listener and every open
+/// connection (a client's kept-alive one too), as a provider that went down.
 pub struct TestProvider {
     pub addr: SocketAddr,
     pub state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for TestProvider {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = self.stop.send(true);
     }
 }
 
@@ -102,21 +105,31 @@ impl TestProvider {
             introspections: AtomicUsize::new(0),
         });
         let shared = state.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let st = shared.clone();
+                let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(req, st.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let serve = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
                 });
             }
         });
-        TestProvider { addr, state, task }
+        TestProvider {
+            addr,
+            state,
+            task,
+            stop,
+        }
     }
 
     pub fn issuer(&self) -> &str {

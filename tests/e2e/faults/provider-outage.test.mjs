@@ -166,7 +166,9 @@ describe('provider down for 60 s', () => {
 
 describe('a key the gateway has not cached, during an outage', () => {
   const SHORT_OUTAGE_MS = 5000;
-  const MIN_REFETCH_MS = 10000; // src/auth/issuer.rs MIN_REFETCH: one unknown-kid fetch per 10 s
+  // src/auth/issuer.rs RETRY_FAILED: after a failed unknown-kid fetch, the next may run 1 s
+  // later (10 s after a successful one).
+  const RETRY_FAILED_MS = 1000;
   let op;
   let gw;
   let stack;
@@ -184,10 +186,7 @@ describe('a key the gateway has not cached, during an outage', () => {
 
   after(() => stack?.stop());
 
-  test('a_token_whose_key_cannot_be_fetched_is_a_503_not_an_invalid_token', {
-    todo: 'answered 401 invalid_token "the token\'s signing key is unknown": src/auth/jwt.rs verify_with turns a '
-      + 'failed fetch (Issuer::key_for, src/auth/issuer.rs) into UnknownKeyId once any key is cached',
-  }, async (t) => {
+  test('a_token_whose_key_cannot_be_fetched_is_a_503_not_an_invalid_token', async (t) => {
     const r = await request(gw.url('/api/orders'), { headers: bearer(fresh) });
     assert.equal(await accepting(op.port), false, 'still during the outage');
     t.diagnostic(`new kid during the outage: ${r.status} ${r.headers['www-authenticate'] ?? ''}`);
@@ -203,9 +202,10 @@ describe('a key the gateway has not cached, during an outage', () => {
       const r = await request(gw.url('/api/orders'), { headers: bearer(fresh) });
       statuses.push(r.status);
       return r.status === 200;
-    }, { what: 'the new key verified', timeoutMs: MIN_REFETCH_MS + 3000, intervalMs: 250 });
+    }, { what: 'the new key verified', timeoutMs: RETRY_FAILED_MS + 2000, intervalMs: 250 });
+    const refusals = statuses.slice(0, -1);
     t.diagnostic(`verified ${(performance.now() - back).toFixed(0)} ms after the provider was back `
-      + `(${statuses.length - 1} refusals before: ${[...new Set(statuses.slice(0, -1))].join(', ') || 'none'}): `
-      + 'the failed fetch during the outage counts against the one-fetch-per-10-s limit');
+      + `(${refusals.length} refusals before: ${[...new Set(refusals)].join(', ') || 'none'})`);
+    assert.deepEqual(refusals.filter((s) => s !== 503), [], 'a key not yet fetched is never called invalid');
   });
 });

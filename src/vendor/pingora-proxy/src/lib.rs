@@ -193,6 +193,11 @@ where
     pub upstream_modules: HttpModules,
     max_retries: usize,
     process_custom_session: Option<ProcessCustomSession<SV, C>>,
+    /// PATCHED (portcullis): how long a client may take to send a whole request head, on
+    /// top of the keep-alive wait on a reused connection. `None`: only pingora's bound on
+    /// each read. A connection counts as reused when the previous request on it persisted
+    /// a connection context (`ProxyHttp::persist_connection_context`).
+    pub request_head_timeout: Option<Duration>,
 }
 
 impl<SV> HttpProxy<SV, ()> {
@@ -229,6 +234,7 @@ impl<SV> HttpProxy<SV, ()> {
             upstream_modules: HttpModules::new(),
             max_retries: conf.max_retries,
             process_custom_session: None,
+            request_head_timeout: None,
         }
     }
 }
@@ -265,6 +271,7 @@ where
             max_retries: conf.max_retries,
             process_custom_session: on_custom,
             h2_options: None,
+            request_head_timeout: None,
         }
     }
 
@@ -322,6 +329,7 @@ where
     async fn handle_new_request(
         &self,
         mut downstream_session: Box<HttpSession>,
+        reused: bool,
     ) -> Option<Box<HttpSession>>
     where
         SV: ProxyHttp + Send + Sync,
@@ -329,11 +337,36 @@ where
     {
         // phase 1 read request header
 
+        // PATCHED (portcullis): pingora bounds each read of a head, not the whole head, so a
+        // client sending one byte at a time kept its connection forever (slowloris). The
+        // whole head now has `request_head_timeout`, after the keep-alive wait if the
+        // connection was reused (pingora ends an idle one at its keep-alive timeout itself).
+        let head_deadline = self.request_head_timeout.map(|t| {
+            let idle = if reused {
+                downstream_session.get_keepalive().unwrap_or(0)
+            } else {
+                0
+            };
+            time::Instant::now() + t + Duration::from_secs(idle)
+        });
         let res = tokio::select! {
             biased; // biased select is cheaper, and we don't want to drop already buffered requests
             res = downstream_session.read_request() => { res }
             _ = self.await_shutdown() => {
                 // service shutting down, dropping the connection to stop more req from coming in
+                return None;
+            }
+            _ = async {
+                match head_deadline {
+                    Some(at) => time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                debug!("request head not received within {:?}", self.request_head_timeout);
+                downstream_session.respond_error(408).await.unwrap_or_else(|e| {
+                    debug!("failed to send 408 to downstream: {e}");
+                });
+                downstream_session.shutdown().await;
                 return None;
             }
         };
@@ -1457,7 +1490,7 @@ where
     ) {
         debug!("starting subrequest");
 
-        let mut session = match self.handle_new_request(session).await {
+        let mut session = match self.handle_new_request(session, false).await {
             Some(downstream_session) => Session::new(
                 downstream_session,
                 &self.downstream_modules,
@@ -1586,7 +1619,8 @@ where
         let session = Box::new(session);
 
         // TODO: keepalive pool, use stack
-        let mut session = match self.handle_new_request(session).await {
+        let reused = prev_user_ctx.is_some();
+        let mut session = match self.handle_new_request(session, reused).await {
             Some(downstream_session) => Session::new(
                 downstream_session,
                 &self.downstream_modules,
@@ -2621,7 +2655,7 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let proxy = proxy.clone();
-                tokio::spawn(async move { proxy.handle_new_request(pending_session()).await })
+                tokio::spawn(async move { proxy.handle_new_request(pending_session(), false).await })
             })
             .collect();
         // let the tasks park in read_request()
@@ -2644,7 +2678,7 @@ mod tests {
         // wait for a notification that will never come
         let session = time::timeout(
             Duration::from_secs(5),
-            proxy.handle_new_request(pending_session()),
+            proxy.handle_new_request(pending_session(), false),
         )
         .await
         .expect("read_request parked after shutdown");
