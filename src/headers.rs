@@ -379,6 +379,29 @@ pub fn join(values: &[String]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(","))
 }
 
+/// The size of a request's head as `max_header_bytes` counts it: the request target, and
+/// each header's name and value with its `: ` and line end.
+pub fn head_bytes(req: &RequestHeader) -> usize {
+    let headers: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    req.raw_path().len() + headers
+}
+
+/// Whether a request asks to switch protocols: `Upgrade`, and `Connection: upgrade`.
+pub fn asks_to_upgrade(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::UPGRADE)
+        && req
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

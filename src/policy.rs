@@ -1,5 +1,6 @@
 //! Routing and rules: which route a request belongs to, and what it requires.
 
+pub mod form_method;
 pub mod path;
 pub mod route;
 pub mod rules;

@@ -22,6 +22,7 @@ use pingora::{Error, ErrorType};
 use crate::auth::verifier::{Verified, Verifier};
 use crate::config::Config;
 use crate::headers::{self, Peer};
+use crate::policy::form_method::{FormMethod, FIELD};
 use crate::policy::path;
 use crate::policy::route::{Route, Upstream};
 use crate::telemetry::METRICS;
@@ -102,6 +103,9 @@ pub struct Ctx {
     caller: Option<Arc<Verified>>,
     /// `Set-Cookie` values for the answer: a session renewed or ended on the way.
     set_cookies: Vec<String>,
+    /// A form body read as it passes, for a `_method` field; what it found.
+    form_method: Option<FormMethod>,
+    body_refusal: Option<Refusal>,
     _in_flight: InFlightGuard,
 }
 
@@ -133,6 +137,8 @@ impl ProxyHttp for Gateway {
             refusal: None,
             caller: None,
             set_cookies: Vec::new(),
+            form_method: None,
+            body_refusal: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -173,6 +179,32 @@ impl ProxyHttp for Gateway {
             )
         })?;
         Ok(Box::new(peer(upstream, addr)))
+    }
+
+    /// A form body whose `_method` names a method the route's rules would not admit the
+    /// caller for is stopped before that chunk goes on (the backend gets a cut body, which
+    /// no form parser acts on); the client gets 400.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let Some(form) = ctx.form_method.as_mut() else {
+            return Ok(());
+        };
+        let allowed = |named: &_| {
+            admission::admits_override(ctx.route.as_deref(), ctx.caller.as_deref(), named)
+        };
+        form.read(body.as_deref(), end_of_stream, allowed)
+            .map_err(|_| {
+                ctx.body_refusal = Some(Refusal::Override(FIELD));
+                Error::explain(
+                    ErrorType::HTTPStatus(400),
+                    "a form field changes the method",
+                )
+            })
     }
 
     /// A failed connection is retried on the next upstream while there is one untried.
@@ -250,7 +282,7 @@ impl ProxyHttp for Gateway {
         // A 101 to a request that asked for no upgrade would turn the connection into a
         // tunnel whose bytes the gateway no longer reads as requests: a 502 instead.
         if upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS
-            && !asks_to_upgrade(session.req_header())
+            && !headers::asks_to_upgrade(session.req_header())
         {
             return Err(Error::explain(
                 ErrorType::HTTPStatus(502),
@@ -278,7 +310,8 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// Answers a failure to reach or read the backend with a JSON 502 (or 504).
+    /// Answers a failure to reach or read the backend with a JSON 502 (or 504), a client
+    /// too slow with 408, a form body that changes the method with 400.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
@@ -294,12 +327,12 @@ impl ProxyHttp for Gateway {
             },
         };
         if code > 0 && session.response_written().is_none() {
-            let refusal = match code {
+            let refusal = ctx.body_refusal.take().unwrap_or(match code {
                 502 => Refusal::UpstreamUnreachable,
                 504 => Refusal::UpstreamTimeout,
                 408 => Refusal::ClientTimeout,
                 other => Refusal::ProxyFailed(other),
-            };
+            });
             ctx.refusal = Some(refusal.reason());
             let _ = respond::send(session, &refusal).await;
         }
@@ -360,7 +393,7 @@ impl Serving {
     /// answered, and any other request goes through admission; an admitted one has the
     /// identity headers clients may not send stripped before it goes on.
     async fn decide(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Handled> {
-        if head_bytes(session.req_header()) > self.config.server.max_header_bytes {
+        if headers::head_bytes(session.req_header()) > self.config.server.max_header_bytes {
             return self.refuse(session, ctx, Refusal::HeadersTooLarge).await;
         }
         ctx.path = match path::normalize(session.req_header().uri.path()) {
@@ -404,6 +437,10 @@ impl Serving {
             let route = ctx.route.as_ref().map_or("-", |r| r.name.as_str());
             tracing::debug!(route, ?removed, "stripped client-supplied identity headers");
         }
+        let req = session.req_header();
+        let content_type = req.headers.get(http::header::CONTENT_TYPE);
+        let content_type = content_type.and_then(|v| v.to_str().ok());
+        ctx.form_method = FormMethod::for_body(content_type, req.method.as_str());
         Ok(Handled::Continue)
     }
 }
@@ -456,29 +493,6 @@ fn client_went_away(e: &Error) -> bool {
                 | ErrorType::WriteTimedout
                 | ErrorType::H2Error
         )
-}
-
-/// The size of a request's head as the limit counts it: the request target, and each
-/// header's name and value with its `: ` and line end.
-fn head_bytes(req: &RequestHeader) -> usize {
-    let headers: usize = req
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    req.raw_path().len() + headers
-}
-
-/// Whether a request asks to switch protocols: `Upgrade`, and `Connection: upgrade`.
-fn asks_to_upgrade(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::UPGRADE)
-        && req
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// The pingora peer for one attempt on `upstream` at `addr`.

@@ -11,6 +11,7 @@ use super::{Ctx, Serving};
 use crate::auth::error::Unavailable;
 use crate::auth::verifier::Verified;
 use crate::auth::{self, AuthError, Bearer};
+use crate::policy::form_method::Named;
 use crate::policy::route::Route;
 use crate::policy::rules;
 use crate::policy::AuthMode;
@@ -116,6 +117,24 @@ fn judge(route: &Route, method: &str, verified: Arc<Verified>) -> Admission {
     match rules::check(route, method, &verified.identity) {
         Ok(()) => Admission::Admitted(Some(verified)),
         Err(denial) => Admission::Refused(denial.into()),
+    }
+}
+
+/// Whether a form body's `_method` may name another method: when the route's rules do not
+/// depend on the method (no `scopes`), or the caller would be admitted for that method too
+/// (upper-cased, as Rails and Laravel read it). A value not read is not admitted.
+pub fn admits_override(route: Option<&Route>, caller: Option<&Verified>, named: &Named) -> bool {
+    let Some(route) = route else {
+        return true;
+    };
+    if route.scopes.is_none() {
+        return true;
+    }
+    match (named, caller) {
+        (Named::Method(Some(method)), Some(caller)) => {
+            rules::check(route, &method.to_ascii_uppercase(), &caller.identity).is_ok()
+        }
+        _ => false,
     }
 }
 

@@ -27,7 +27,7 @@ cd "$(dirname "$0")"
 FUZZ=$PWD
 CARGO_FUZZ_VERSION=0.13.2
 TOOLS=$FUZZ/.tools
-TARGETS=(path_normalize forward_auth bearer_token session_cookie config_load)
+TARGETS=(path_normalize forward_auth bearer_token session_cookie config_load form_method)
 # The folder of a profile's binaries.
 bin() { echo "$FUZZ/target/x86_64-unknown-linux-gnu/$([ "$1" = dev ] && echo debug || echo release)"; }
 : "${FUZZ_SMOKE_SECONDS:=20}" "${FUZZ_SECONDS:=600}" "${FUZZ_RSS_LIMIT_MB:=2048}"
