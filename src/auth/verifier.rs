@@ -79,6 +79,9 @@ impl moka::Expiry<Key, Cached> for UntilDeadline {
     }
 }
 
+/// One introspection under way for a token: the requests with that token share its answer.
+type IntrospectionCall = tokio::sync::OnceCell<Result<Arc<Verified>, Failure>>;
+
 /// Verifies bearer tokens for every configured issuer.
 pub struct Verifier {
     issuers: Vec<Arc<Issuer>>,
@@ -90,7 +93,7 @@ pub struct Verifier {
     /// Introspections under way, by token: requests that carry the same token at the same
     /// moment wait for the one call and share its answer, so a slow provider sees one call
     /// per token, not one per request.
-    introspecting: Cache<Key, Arc<tokio::sync::OnceCell<Result<Arc<Verified>, Failure>>>>,
+    introspecting: Cache<Key, Arc<IntrospectionCall>>,
 }
 
 impl std::fmt::Debug for Verifier {

@@ -86,6 +86,8 @@ async fn identity_header_smuggling_is_stripped_on_every_route_kind() {
         ("x-auth-request-roles", "orders-writer,service"),
         ("x-auth-request-scopes", "orders:read,orders:write"),
     ];
+    // (case, path, credentials sent, identity headers the backend must get): a table.
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, &str, Vec<(&'static str, String)>, &[(&str, &str)])> = vec![
         ("public", "/page", vec![], &[]),
         (

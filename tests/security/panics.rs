@@ -29,6 +29,8 @@ async fn hostile_input_never_panics_a_worker() {
         b64(r#"{"iss":["a","b"],"exp":1e309}"#)
     );
     let multibyte_token = "é.é.é".to_owned();
+    // (method, request target, headers): a table.
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(String, String, Vec<(String, String)>)> = vec![
         // Return targets: multi-byte characters where the checks index bytes.
         ("GET".into(), "/_portcullis/login?rd=%C3%A9".into(), vec![]),

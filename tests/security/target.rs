@@ -491,7 +491,7 @@ async fn credential_confusion_the_backend_gets_the_credential_that_was_verified(
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         echoed(&r.echo().unwrap(), "authorization"),
-        [billing.clone()]
+        std::slice::from_ref(&billing)
     );
     // `Proxy-Authorization` is hop-by-hop: it never reaches a backend as a second credential.
     let r = send(

@@ -66,7 +66,9 @@ enum LinkError {
     Timeout(Duration),
 }
 
-/// The connection to the servers that hold sessions.
+/// The connection to the servers that hold sessions. One per store, so the size of its
+/// largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Link {
     /// One server: a connection manager that reconnects by itself.
     One {

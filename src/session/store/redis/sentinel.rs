@@ -185,7 +185,7 @@ impl Primary {
                 Err(e) => why.push(e.to_string()),
             }
         }
-        named.sort_by(|a, b| b.epoch.cmp(&a.epoch));
+        named.sort_by_key(|n| std::cmp::Reverse(n.epoch));
         let mut tried = Vec::new();
         for n in named {
             let addr = format!("{}:{}", n.ip, n.port);
