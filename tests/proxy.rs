@@ -815,14 +815,19 @@ auth = "public"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A gateway with `server` settings and one public route to an echo backend.
+async fn public_gateway(server: &str) -> Gateway {
     let up = support::echo().await;
     let rest = format!(
         "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
     );
-    let gw = Gateway::start("keepalive_timeout = \"1s\"", &rest).await;
+    Gateway::start(server, &rest).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = public_gateway("keepalive_timeout = \"1s\"").await;
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(format!("GET /x HTTP/1.1\r\nHost: {}\r\n\r\n", gw.addr).as_bytes())
         .await
@@ -898,11 +903,7 @@ async fn trickle_on(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_trickling_its_head_a_byte_at_a_time_is_cut_off_at_header_timeout() {
-    let up = support::echo().await;
-    let rest = format!(
-        "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
-    );
-    let gw = Gateway::start("header_timeout = \"2s\"\nkeepalive_timeout = \"1s\"", &rest).await;
+    let gw = public_gateway("header_timeout = \"2s\"\nkeepalive_timeout = \"1s\"").await;
     // A byte every 300 ms: each read is quick, the head never ends (slowloris).
     let (answer, after) = trickle(
         gw.addr,
@@ -949,11 +950,7 @@ async fn a_client_trickling_its_head_a_byte_at_a_time_is_cut_off_at_header_timeo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_pausing_its_body_past_body_timeout_gets_408_not_a_504_blamed_on_the_backend() {
-    let up = support::echo().await;
-    let rest = format!(
-        "[[routes]]\nname = \"public\"\npath = \"/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n"
-    );
-    let gw = Gateway::start("body_timeout = \"1s\"", &rest).await;
+    let gw = public_gateway("body_timeout = \"1s\"").await;
     let (answer, after) = trickle(
         gw.addr,
         "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc",

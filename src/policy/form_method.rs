@@ -56,16 +56,14 @@ impl FormMethod {
     /// A scanner for a body of `content_type` sent with `method`, or `None` when no framework
     /// reads a method from such a body.
     pub fn for_body(content_type: Option<&str>, method: &str) -> Option<Self> {
-        let essence = content_type?
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let kind = match essence.as_str() {
-            "application/x-www-form-urlencoded" => Kind::UrlEncoded(Field::default()),
-            "multipart/form-data" => Kind::Multipart(Vec::new()),
-            _ => return None,
+        // Asked of every request with a body type: no allocation until it is a form.
+        let essence = content_type?.split(';').next().unwrap_or_default().trim();
+        let kind = if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Kind::UrlEncoded(Field::default())
+        } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+            Kind::Multipart(Vec::new())
+        } else {
+            return None;
         };
         Some(FormMethod {
             method: method.to_owned(),

@@ -147,17 +147,33 @@ async fn method_override_by_query_parameter_cannot_turn_a_checked_method_into_an
     }
 }
 
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A whole `POST` of `body` to `path`, with `authorization` if given.
+fn form_post(
+    addr: std::net::SocketAddr,
+    authorization: Option<&str>,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn method_override_by_form_body_cannot_turn_a_checked_method_into_another() {
     let w = world().await;
     let writer = bearer(&w.token("billing-service", "orders:read orders:write"));
-    let body = "_method=DELETE";
-    let req = format!(
-        "POST /orders/1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: {writer}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        w.addr(),
-        body.len()
-    );
-    let r = raw(w.addr(), req.as_bytes()).await;
+    let post = |content_type: &str, body: &str| {
+        form_post(w.addr(), Some(&writer), "/orders/1", content_type, body)
+    };
+    let r = raw(w.addr(), post(FORM, "_method=DELETE").as_bytes()).await;
     assert!(
         r.echo().is_none(),
         "a POST whose form says _method=DELETE reached the backend with only orders:write: {r:?}"
@@ -167,21 +183,11 @@ async fn method_override_by_form_body_cannot_turn_a_checked_method_into_another(
         r.body.contains("_method"),
         "the refusal names the field: {r:?}"
     );
-    let post = |content_type: &str, body: &str| {
-        format!(
-            "POST /orders/1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: {writer}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-            w.addr(),
-            body.len()
-        )
-    };
     // Any spelling, any place in the form, a multipart form too.
     let multipart =
         "--XyZ\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--XyZ--\r\n";
     for (content_type, body) in [
-        (
-            "application/x-www-form-urlencoded",
-            "title=a&%5Fmethod=delete",
-        ),
+        (FORM, "title=a&%5Fmethod=delete"),
         (
             "application/x-www-form-urlencoded; charset=UTF-8",
             "_method=%44ELETE&x=1",
@@ -198,12 +204,9 @@ async fn method_override_by_form_body_cannot_turn_a_checked_method_into_another(
     // Forms that do not change the method pass whole, so do those naming a method the
     // caller holds the scopes for (GET: orders:read), and other bodies are not read.
     for (content_type, body) in [
-        (
-            "application/x-www-form-urlencoded",
-            "title=a&note=_method%3DDELETE",
-        ),
-        ("application/x-www-form-urlencoded", "_method=POST"),
-        ("application/x-www-form-urlencoded", "_method=get"),
+        (FORM, "title=a&note=_method%3DDELETE"),
+        (FORM, "_method=POST"),
+        (FORM, "_method=get"),
         ("application/json", "{\"_method\": \"DELETE\"}"),
     ] {
         let r = raw(w.addr(), post(content_type, body).as_bytes()).await;
@@ -215,22 +218,13 @@ async fn method_override_by_form_body_cannot_turn_a_checked_method_into_another(
     // Every `_method` is checked, not only the first (Rack and PHP act on the last).
     let r = raw(
         w.addr(),
-        post(
-            "application/x-www-form-urlencoded",
-            "_method=GET&_method=DELETE",
-        )
-        .as_bytes(),
+        post(FORM, "_method=GET&_method=DELETE").as_bytes(),
     )
     .await;
     assert!(r.echo().is_none(), "{r:?}");
     // With orders:admin the DELETE it names is one the rules admit: the form goes through.
     let admin = bearer(&w.token("billing-service", "orders:read orders:write orders:admin"));
-    let body = "_method=DELETE";
-    let req = format!(
-        "POST /orders/1 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: {admin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        w.addr(),
-        body.len()
-    );
+    let req = form_post(w.addr(), Some(&admin), "/orders/1", FORM, "_method=DELETE");
     let r = raw(w.addr(), req.as_bytes()).await;
     assert!(r.echo().is_some(), "{r:?}");
 }
@@ -243,14 +237,7 @@ async fn a_form_method_override_passes_on_routes_whose_rules_do_not_depend_on_th
     let token = bearer(&w.token("billing-service", "orders:read"));
     for (path, auth) in [("/api/1", Some(token.as_str())), ("/page", None)] {
         let body = "_method=delete&id=1";
-        let auth = auth
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            w.addr(),
-            body.len()
-        );
+        let req = form_post(w.addr(), auth, path, FORM, body);
         let r = raw(w.addr(), req.as_bytes()).await;
         let echo = r.echo().unwrap_or_else(|| panic!("{path}: {r:?}"));
         assert_eq!(echo["body_bytes"], body.len(), "{r:?}");
