@@ -223,16 +223,13 @@ fn cookies_not_ours(headers: &http::HeaderMap, cookies: &OwnCookies) -> (Option<
     let mut kept: Vec<&[u8]> = Vec::new();
     let mut removed = false;
     for value in headers.get_all(http::header::COOKIE) {
-        for pair in value.as_bytes().split(|&b| b == b';') {
+        for pair in cookie_pairs(value.as_bytes()) {
             let trimmed = pair.trim_ascii();
             if trimmed.is_empty() {
                 continue;
             }
-            let name = trimmed
-                .split(|&b| b == b'=')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
+            let name_end = memchr::memchr(b'=', trimmed).unwrap_or(trimmed.len());
+            let name = trimmed[..name_end].trim_ascii();
             if std::str::from_utf8(name).is_ok_and(|n| cookies.is_ours(n)) {
                 removed = true;
             } else {
@@ -242,6 +239,18 @@ fn cookies_not_ours(headers: &http::HeaderMap, cookies: &OwnCookies) -> (Option<
     }
     let joined = (!kept.is_empty()).then(|| kept.join(&b"; "[..]));
     (joined, removed)
+}
+
+/// The `;`-separated parts of a `Cookie` value, untrimmed.
+fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b';', value)
+        .chain(std::iter::once(value.len()))
+        .map(move |end| {
+            let pair = &value[start..end];
+            start = end + 1;
+            pair
+        })
 }
 
 /// What the gateway saw of the connection.
@@ -259,51 +268,51 @@ pub fn set_forwarded(req: &mut RequestHeader, peer: Peer<'_>, trusted: &[ipnet::
     let believed = peer
         .client
         .is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
-    let client = peer.client.map(|ip| ip.to_string()).unwrap_or_default();
+    let client = peer.client.map(|ip| ip.to_string());
+    // The Host the client sent (shared, not copied), or an absolute-form target's authority.
     let host = req
         .headers
         .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri.authority().map(|a| a.to_string()));
-
-    let earlier_for: Vec<String> = if believed {
-        req.headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let proto = believed
-        .then(|| first_value(req, "x-forwarded-proto"))
-        .flatten()
-        .unwrap_or_else(|| peer.scheme.to_owned());
-    let fwd_host = believed
-        .then(|| first_value(req, "x-forwarded-host"))
-        .flatten()
-        .or(host);
-
-    let mut chain = earlier_for.join(", ");
-    if !client.is_empty() {
-        if !chain.is_empty() {
-            chain.push_str(", ");
-        }
-        chain.push_str(&client);
-    }
+        .filter(|h| h.to_str().is_ok())
+        .cloned()
+        .or_else(|| {
+            let authority = req.uri.authority()?;
+            http::HeaderValue::from_str(authority.as_str()).ok()
+        });
     if !believed {
-        req.remove_header("forwarded");
-        req.remove_header("x-real-ip");
+        req.remove_header(&http::header::FORWARDED);
+        req.remove_header(&X_REAL_IP);
+        set_or_remove(req, "x-forwarded-for", client);
+        set_or_remove(req, "x-forwarded-proto", Some(peer.scheme.to_owned()));
+        set_or_remove(req, "x-forwarded-host", host);
+        return;
     }
-    set_or_remove(req, "x-forwarded-for", (!chain.is_empty()).then_some(chain));
+    let mut chain: Vec<String> = req
+        .headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    chain.extend(client);
+    let proto = first_value(req, &X_FORWARDED_PROTO).unwrap_or_else(|| peer.scheme.to_owned());
+    let fwd_host = match first_value(req, &X_FORWARDED_HOST) {
+        Some(v) => http::HeaderValue::from_str(&v).ok(),
+        None => host,
+    };
+    let chain = (!chain.is_empty()).then(|| chain.join(", "));
+    set_or_remove(req, "x-forwarded-for", chain);
     set_or_remove(req, "x-forwarded-proto", Some(proto));
     set_or_remove(req, "x-forwarded-host", fwd_host);
 }
 
-fn first_value(req: &RequestHeader, name: &str) -> Option<String> {
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
+
+fn first_value(req: &RequestHeader, name: &http::HeaderName) -> Option<String> {
     req.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -311,15 +320,22 @@ fn first_value(req: &RequestHeader, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn set_or_remove(req: &mut RequestHeader, name: &'static str, value: Option<String>) {
-    req.remove_header(name);
-    if let Some(v) = value {
-        if req.insert_header(name, v).is_err() {
-            tracing::debug!(
-                header = name,
-                "dropped a value that is not a valid header value"
-            );
-        }
+/// Sets `name` to `value`, replacing what the client sent; removes it when there is no
+/// value, or when the value is not a valid header value (the client's never stays).
+fn set_or_remove<V>(req: &mut RequestHeader, name: &'static str, value: Option<V>)
+where
+    V: TryInto<http::HeaderValue>,
+{
+    let Some(value) = value else {
+        req.remove_header(name);
+        return;
+    };
+    if req.insert_header(name, value).is_err() {
+        req.remove_header(name);
+        tracing::debug!(
+            header = name,
+            "dropped a value that is not a valid header value"
+        );
     }
 }
 
@@ -348,11 +364,16 @@ pub fn identity_headers(who: &Identity, names: &Headers) -> Vec<(http::HeaderNam
 
 /// Sets the identity headers of an authenticated caller, replacing any of the same name.
 pub fn set_identity(req: &mut RequestHeader, who: &Identity, names: &Headers) {
+    let values = identity_headers(who, names);
+    // Inserting replaces a header of the same name; any other identity name goes.
     for name in names.all() {
-        req.remove_header(name);
+        if req.headers.contains_key(name) && !values.iter().any(|(set, _)| set == name) {
+            req.remove_header(name);
+        }
     }
-    for (name, value) in identity_headers(who, names) {
-        if req.insert_header(name, value).is_err() {
+    for (name, value) in values {
+        if req.insert_header(&name, value).is_err() {
+            req.remove_header(&name);
             tracing::debug!("dropped an identity value that is not a valid header value");
         }
     }

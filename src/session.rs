@@ -33,7 +33,7 @@ use login::{Attempt, Login, LoginError};
 use model::SessionData;
 use refresh::{short, RefreshGate};
 use revocation::{Ended, Revocations};
-use store::{CookieStore, RedisStore, SessionStore, StoreUnavailable};
+use store::{CookieStore, Opened, RedisStore, SessionStore, StoreUnavailable};
 use token_endpoint::{TokenClient, TokenError, Tokens};
 
 /// A request's session, once taken up.
@@ -229,13 +229,12 @@ impl Sessions {
         &self,
         cookies: &[(&str, &str)],
         now: u64,
-    ) -> Result<Option<(SessionData, Arc<Verified>)>, StoreUnavailable> {
+    ) -> Result<Option<Opened>, StoreUnavailable> {
         Ok(self
             .store
             .open(cookies)
             .await?
-            .filter(|d| d.exp > now)
-            .and_then(|d| self.verified(&d).map(|v| (d, v))))
+            .filter(|o| o.data.exp > now && !self.revocations.is_ended(&o.data)))
     }
 
     /// Takes up the session that `cookies` carry, renewing its tokens when due.
@@ -246,7 +245,10 @@ impl Sessions {
         provider: Option<&Arc<Issuer>>,
         now: u64,
     ) -> Resumed {
-        let (data, verified) = match self.open(cookies, now).await {
+        let Opened {
+            data,
+            caller: verified,
+        } = match self.open(cookies, now).await {
             Ok(Some(found)) => found,
             Ok(None) => return Resumed::None,
             Err(StoreUnavailable) => return Resumed::StoreUnavailable,
@@ -365,5 +367,141 @@ fn keep_or_unavailable(data: &SessionData, verified: Arc<Verified>, now: u64) ->
             verified,
             set_cookies: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::StoredIdentity;
+    use super::*;
+
+    const CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+public_url = "http://127.0.0.1:8080"
+[provider]
+issuer = "http://127.0.0.1:9/"
+client_id = "portcullis"
+client_secret = "portcullis-secret-0123456789abcdef"
+[session]
+secrets = ["0123456789abcdef0123456789abcdef0123456789abcdef"]
+[[routes]]
+name = "app"
+path = "/"
+upstream = "http://127.0.0.1:9"
+auth = "login"
+"#;
+
+    fn sessions() -> Sessions {
+        let c = crate::config::parse(CONFIG, std::path::Path::new("t.toml")).unwrap();
+        let (s, p) = (c.session.clone().unwrap(), c.provider.as_ref().unwrap());
+        Sessions::new(s, p, &c.server.public_url, c.claims.clone(), false, None).unwrap()
+    }
+
+    fn alice(exp: u64) -> SessionData {
+        SessionData {
+            id: "session-of-alice".into(),
+            identity: StoredIdentity {
+                user: Some("alice".into()),
+                email: None,
+                email_verified: false,
+                groups: vec!["/staff".into()],
+                roles: vec![],
+                subject: Some("a1".into()),
+                scopes: vec![],
+            },
+            exp,
+            created: 1_000,
+            sid: None,
+            id_token: None,
+            refresh_token: None,
+            tokens_at: 1_000,
+            tokens_exp: None,
+            access_token: None,
+        }
+    }
+
+    /// The (name, value) pairs a browser sends back for `Set-Cookie` values.
+    fn sent(set_cookies: &[String]) -> Vec<(String, String)> {
+        set_cookies
+            .iter()
+            .filter_map(|c| c.split(';').next()?.split_once('='))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+        v.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_cookie_opened_before_is_not_decrypted_again_and_opens_the_same() {
+        let s = sessions();
+        let cookies = sent(&s.save(&alice(5_000), 1_000, &[]).await.unwrap());
+        let first = s.open(&pairs(&cookies), 1_000).await.unwrap().unwrap();
+        let again = s.open(&pairs(&cookies), 1_001).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first.data, &again.data), "opened once");
+        assert_eq!(again.caller.identity.user.as_deref(), Some("alice"));
+        assert_eq!(again.caller.identity.groups, ["/staff"]);
+    }
+
+    #[tokio::test]
+    async fn a_session_kept_opened_still_ends_at_its_end() {
+        let s = sessions();
+        let cookies = sent(&s.save(&alice(5_000), 1_000, &[]).await.unwrap());
+        assert!(s.open(&pairs(&cookies), 4_999).await.unwrap().is_some());
+        assert!(s.open(&pairs(&cookies), 5_000).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_kept_opened_opens_no_more_once_logged_out() {
+        let s = sessions();
+        let cookies = sent(&s.save(&alice(5_000), 1_000, &[]).await.unwrap());
+        let opened = s.open(&pairs(&cookies), 1_000).await.unwrap().unwrap();
+        s.discard(&opened.data, 1_010, &pairs(&cookies))
+            .await
+            .unwrap();
+        assert!(s.open(&pairs(&cookies), 1_020).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_never_opens_though_the_real_cookie_was_opened() {
+        let s = sessions();
+        let cookies = sent(&s.save(&alice(5_000), 1_000, &[]).await.unwrap());
+        assert!(s.open(&pairs(&cookies), 1_000).await.unwrap().is_some());
+        let (name, value) = &cookies[0];
+        let mut bytes = value.clone().into_bytes();
+        bytes[30] = if bytes[30] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(bytes).unwrap();
+        let opened = s.open(&[(name.as_str(), flipped.as_str())], 1_000).await;
+        assert!(opened.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cookie_sealed_with_a_secret_no_longer_configured_does_not_open_after_a_reload() {
+        let s = sessions();
+        let cookies = sent(&s.save(&alice(5_000), 1_000, &[]).await.unwrap());
+        assert!(s.open(&pairs(&cookies), 1_000).await.unwrap().is_some());
+        let rotated = CONFIG.replace(
+            "0123456789abcdef0123456789abcdef0123456789abcdef",
+            "fedcba9876543210fedcba9876543210fedcba9876543210",
+        );
+        let c = crate::config::parse(&rotated, std::path::Path::new("t.toml")).unwrap();
+        let (sc, p) = (c.session.clone().unwrap(), c.provider.as_ref().unwrap());
+        let reloaded = Sessions::new(
+            sc,
+            p,
+            &c.server.public_url,
+            c.claims.clone(),
+            false,
+            Some(&s),
+        )
+        .unwrap();
+        assert!(reloaded
+            .open(&pairs(&cookies), 1_000)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

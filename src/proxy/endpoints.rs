@@ -336,10 +336,10 @@ impl Serving {
         let owned = owned_cookies(req);
         let request_cookies = pairs(&owned);
         let ended = match sessions.open(&request_cookies, now).await {
-            Ok(Some((data, verified))) => sessions
-                .discard(&data, now, &request_cookies)
+            Ok(Some(opened)) => sessions
+                .discard(&opened.data, now, &request_cookies)
                 .await
-                .map(|clear| (Some((data, verified)), clear)),
+                .map(|clear| (Some((opened.data, opened.caller)), clear)),
             Ok(None) => Ok((None, sessions.clear(&request_cookies))),
             Err(e) => Err(e),
         };

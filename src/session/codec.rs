@@ -105,6 +105,15 @@ impl Codec {
         &self,
         cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Option<T> {
+        self.open_one(&self.sealed_in(cookies)?)
+    }
+
+    /// The sealed value `cookies` carry, not yet opened: the whole cookie's, or chunks
+    /// 1..k (contiguous from the first) joined.
+    pub fn sealed_in<'a>(
+        &self,
+        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<std::borrow::Cow<'a, str>> {
         let mut whole: Option<&str> = None;
         let mut chunks: [Option<&str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
         for (name, value) in cookies {
@@ -114,18 +123,11 @@ impl Codec {
                 chunks[i - 1] = Some(value);
             }
         }
-        let sealed: String = match whole {
-            Some(v) => v.to_owned(),
-            None => {
-                // Chunks 1..k, contiguous from the first.
-                let present: Vec<&str> = chunks.iter().map_while(|c| *c).collect();
-                if present.is_empty() {
-                    return None;
-                }
-                present.concat()
-            }
-        };
-        self.open_one(&sealed)
+        if let Some(v) = whole {
+            return Some(std::borrow::Cow::Borrowed(v));
+        }
+        let present: Vec<&str> = chunks.iter().map_while(|c| *c).collect();
+        (!present.is_empty()).then(|| std::borrow::Cow::Owned(present.concat()))
     }
 
     /// Whether `name` is one this codec writes: the whole value's, or a chunk's.

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -11,6 +13,7 @@ use super::codec::Codec;
 use super::model::SessionData;
 use super::revocation::Ended;
 use super::token_endpoint::TokenError;
+use crate::auth::verifier::Verified;
 
 mod redis;
 
@@ -24,6 +27,23 @@ pub struct StoreUnavailable;
 /// What the session cookie carries, sealed: (name, value) of the cookie or of its chunks.
 pub type Sealed = Vec<(String, String)>;
 
+/// A session as its store opened it, and the caller it stands for (made once): shared, so
+/// that the cookie store hands the same one to every request that carries the same cookie.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub data: Arc<SessionData>,
+    pub caller: Arc<Verified>,
+}
+
+impl From<SessionData> for Opened {
+    fn from(data: SessionData) -> Opened {
+        Opened {
+            caller: Arc::new(data.verified()),
+            data: Arc::new(data),
+        }
+    }
+}
+
 /// A refresh of a session's tokens, to be run by [`SessionStore::refresh_once`].
 pub type Refresh<'a> = Pin<Box<dyn Future<Output = Result<SessionData, TokenError>> + Send + 'a>>;
 
@@ -32,8 +52,7 @@ pub type Refresh<'a> = Pin<Box<dyn Future<Output = Result<SessionData, TokenErro
 pub trait SessionStore: Send + Sync {
     /// The session the request's `cookies` carry, if there is one and it opens (expiry and
     /// revocation are the caller's to check).
-    async fn open(&self, cookies: &[(&str, &str)])
-        -> Result<Option<SessionData>, StoreUnavailable>;
+    async fn open(&self, cookies: &[(&str, &str)]) -> Result<Option<Opened>, StoreUnavailable>;
 
     /// Keeps `data` (until its end); returns what the cookie carries from now on.
     async fn save(&self, data: &SessionData, now: u64) -> Result<Sealed, StoreUnavailable>;
@@ -77,23 +96,70 @@ fn seal_or_log<T: Serialize>(codec: &Codec, value: &T) -> Sealed {
 
 /// Sessions sealed whole in the browser's cookies: nothing is kept on the gateway, so a
 /// logout elsewhere is known only through the revocation marks of each instance.
+///
+/// What a cookie opened to is kept, by the SHA-256 of its sealed value: the same cookie
+/// again (a browser sends it with every request) is not decrypted and parsed again. Only
+/// values that opened are kept, and a sealed value only ever opens to one session, so
+/// nothing is served that opening would not give; the session's end and its revocation
+/// are checked on every request all the same (`Sessions::open`). A reload makes a new
+/// store: a secret taken out of `session.secrets` opens nothing from then on.
 pub struct CookieStore {
     codec: Codec,
+    opened: moka::sync::Cache<[u8; 32], Kept>,
 }
+
+/// An opened cookie in the cache, and the bytes it stands for.
+#[derive(Clone)]
+struct Kept {
+    opened: Opened,
+    bytes: u32,
+}
+
+/// How many bytes of sealed cookies the cache of opened ones stands for (the opened
+/// sessions take about as much).
+const OPENED_BYTES: u64 = 32 * 1024 * 1024;
+/// An opened cookie not seen again for this long leaves the cache.
+const OPENED_IDLE: Duration = Duration::from_secs(300);
 
 impl CookieStore {
     pub fn new(codec: Codec) -> CookieStore {
-        CookieStore { codec }
+        let opened = moka::sync::Cache::builder()
+            .max_capacity(OPENED_BYTES)
+            .weigher(|_: &[u8; 32], kept: &Kept| kept.bytes)
+            .time_to_idle(OPENED_IDLE)
+            .build();
+        CookieStore { codec, opened }
     }
+}
+
+fn sealed_key(sealed: &str) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(d.as_ref());
+    key
 }
 
 #[async_trait::async_trait]
 impl SessionStore for CookieStore {
-    async fn open(
-        &self,
-        cookies: &[(&str, &str)],
-    ) -> Result<Option<SessionData>, StoreUnavailable> {
-        Ok(self.codec.open(cookies.iter().copied()))
+    async fn open(&self, cookies: &[(&str, &str)]) -> Result<Option<Opened>, StoreUnavailable> {
+        let Some(sealed) = self.codec.sealed_in(cookies.iter().copied()) else {
+            return Ok(None);
+        };
+        let key = sealed_key(&sealed);
+        if let Some(kept) = self.opened.get(&key) {
+            return Ok(Some(kept.opened));
+        }
+        let Some(data) = self.codec.open_one::<SessionData>(&sealed) else {
+            return Ok(None);
+        };
+        let opened = Opened::from(data);
+        let bytes = u32::try_from(sealed.len() + 512).unwrap_or(u32::MAX);
+        let kept = Kept {
+            opened: opened.clone(),
+            bytes,
+        };
+        self.opened.insert(key, kept);
+        Ok(Some(opened))
     }
 
     async fn save(&self, data: &SessionData, _now: u64) -> Result<Sealed, StoreUnavailable> {

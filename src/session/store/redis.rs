@@ -31,7 +31,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::IntoConnectionInfo as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Refresh, Sealed, SessionStore, StoreUnavailable};
+use super::{Opened, Refresh, Sealed, SessionStore, StoreUnavailable};
 use crate::config::{Redis, RedisServers};
 use crate::secret::Secret;
 use crate::session::codec::Codec;
@@ -348,12 +348,9 @@ impl RedisStore {
 
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
-    async fn open(
-        &self,
-        cookies: &[(&str, &str)],
-    ) -> Result<Option<SessionData>, StoreUnavailable> {
+    async fn open(&self, cookies: &[(&str, &str)]) -> Result<Option<Opened>, StoreUnavailable> {
         match self.cookie.open::<Handle>(cookies.iter().copied()) {
-            Some(handle) => self.get(&handle.id).await,
+            Some(handle) => Ok(self.get(&handle.id).await?.map(Opened::from)),
             None => Ok(None),
         }
     }
