@@ -94,49 +94,76 @@ fn seal_or_log<T: Serialize>(codec: &Codec, value: &T) -> Sealed {
     })
 }
 
-/// Sessions sealed whole in the browser's cookies: nothing is kept on the gateway, so a
-/// logout elsewhere is known only through the revocation marks of each instance.
-///
-/// What a cookie opened to is kept, by the SHA-256 of its sealed value: the same cookie
-/// again (a browser sends it with every request) is not decrypted and parsed again. Only
-/// values that opened are kept, and a sealed value only ever opens to one session, so
-/// nothing is served that opening would not give; the session's end and its revocation
-/// are checked on every request all the same (`Sessions::open`). A reload makes a new
-/// store: a secret taken out of `session.secrets` opens nothing from then on.
-pub struct CookieStore {
-    codec: Codec,
-    opened: moka::sync::Cache<[u8; 32], Kept>,
+/// What sealed values opened to, by the SHA-256 of the sealed value: the same value again
+/// (a browser sends its cookie with every request; Redis answers the same bytes until the
+/// session changes) is not decrypted and parsed again. Only values that opened are kept,
+/// and a sealed value only ever opens to one thing under the secrets of its store, so
+/// nothing is served that opening would not give. A reload makes new stores: a secret taken
+/// out of `session.secrets` opens nothing from then on.
+pub(super) struct OpenedCache<T> {
+    kept: moka::sync::Cache<[u8; 32], Kept<T>>,
 }
 
-/// An opened cookie in the cache, and the bytes it stands for.
+/// What a sealed value opened to, and its size as the cache counts it.
 #[derive(Clone)]
-struct Kept {
-    opened: Opened,
+struct Kept<T> {
+    opened: T,
     bytes: u32,
 }
 
-/// How many bytes of sealed cookies the cache of opened ones stands for (the opened
-/// sessions take about as much).
+/// How many bytes of sealed values each cache of opened ones stands for (the opened values
+/// take about as much).
 const OPENED_BYTES: u64 = 32 * 1024 * 1024;
-/// An opened cookie not seen again for this long leaves the cache.
+/// A value not seen again for this long leaves the cache.
 const OPENED_IDLE: Duration = Duration::from_secs(300);
 
-impl CookieStore {
-    pub fn new(codec: Codec) -> CookieStore {
-        let opened = moka::sync::Cache::builder()
+impl<T: Clone + Send + Sync + 'static> OpenedCache<T> {
+    pub(super) fn new() -> OpenedCache<T> {
+        let kept = moka::sync::Cache::builder()
             .max_capacity(OPENED_BYTES)
-            .weigher(|_: &[u8; 32], kept: &Kept| kept.bytes)
+            .weigher(|_: &[u8; 32], kept: &Kept<T>| kept.bytes)
             .time_to_idle(OPENED_IDLE)
             .build();
-        CookieStore { codec, opened }
+        OpenedCache { kept }
+    }
+
+    /// What `sealed` opens to: kept from an earlier opening, or `open(sealed)`.
+    pub(super) fn open(&self, sealed: &str, open: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(d.as_ref());
+        if let Some(kept) = self.kept.get(&key) {
+            return Some(kept.opened);
+        }
+        let opened = open(sealed)?;
+        let bytes = u32::try_from(sealed.len() + 512).unwrap_or(u32::MAX);
+        self.kept.insert(
+            key,
+            Kept {
+                opened: opened.clone(),
+                bytes,
+            },
+        );
+        Some(opened)
     }
 }
 
-fn sealed_key(sealed: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(d.as_ref());
-    key
+/// Sessions sealed whole in the browser's cookies: nothing is kept on the gateway, so a
+/// logout elsewhere is known only through the revocation marks of each instance. What a
+/// cookie opened to is kept ([`OpenedCache`]); the session's end and its revocation are
+/// checked on every request all the same (`Sessions::open`).
+pub struct CookieStore {
+    codec: Codec,
+    opened: OpenedCache<Opened>,
+}
+
+impl CookieStore {
+    pub fn new(codec: Codec) -> CookieStore {
+        CookieStore {
+            codec,
+            opened: OpenedCache::new(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -145,21 +172,9 @@ impl SessionStore for CookieStore {
         let Some(sealed) = self.codec.sealed_in(cookies.iter().copied()) else {
             return Ok(None);
         };
-        let key = sealed_key(&sealed);
-        if let Some(kept) = self.opened.get(&key) {
-            return Ok(Some(kept.opened));
-        }
-        let Some(data) = self.codec.open_one::<SessionData>(&sealed) else {
-            return Ok(None);
-        };
-        let opened = Opened::from(data);
-        let bytes = u32::try_from(sealed.len() + 512).unwrap_or(u32::MAX);
-        let kept = Kept {
-            opened: opened.clone(),
-            bytes,
-        };
-        self.opened.insert(key, kept);
-        Ok(Some(opened))
+        Ok(self.opened.open(&sealed, |sealed| {
+            self.codec.open_one::<SessionData>(sealed).map(Opened::from)
+        }))
     }
 
     async fn save(&self, data: &SessionData, _now: u64) -> Result<Sealed, StoreUnavailable> {
@@ -189,5 +204,28 @@ impl SessionStore for CookieStore {
 
     async fn end(&self, _ended: &Ended) -> Result<usize, StoreUnavailable> {
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_is_opened_once_and_one_that_does_not_open_is_tried_again() {
+        let cache: OpenedCache<Arc<str>> = OpenedCache::new();
+        let opened = std::cell::Cell::new(0);
+        let open = |s: &str| {
+            opened.set(opened.get() + 1);
+            s.starts_with("good").then(|| Arc::from(s))
+        };
+        assert_eq!(cache.open("good-1", open).as_deref(), Some("good-1"));
+        assert_eq!(cache.open("good-1", open).as_deref(), Some("good-1"));
+        assert_eq!(opened.get(), 1, "the same value again is not opened again");
+        assert_eq!(cache.open("good-2", open).as_deref(), Some("good-2"));
+        assert_eq!(opened.get(), 2, "another value is opened");
+        assert_eq!(cache.open("bad", open), None);
+        assert_eq!(cache.open("bad", open), None);
+        assert_eq!(opened.get(), 4, "what does not open is never kept");
     }
 }

@@ -31,7 +31,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::IntoConnectionInfo as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Opened, Refresh, Sealed, SessionStore, StoreUnavailable};
+use super::{Opened, OpenedCache, Refresh, Sealed, SessionStore, StoreUnavailable};
 use crate::config::{Redis, RedisServers};
 use crate::secret::Secret;
 use crate::session::codec::Codec;
@@ -191,6 +191,11 @@ pub struct RedisStore {
     codec: Codec,
     /// Seals the handle into the cookie.
     cookie: Codec,
+    /// The session ids handle cookies opened to.
+    handles: OpenedCache<Arc<str>>,
+    /// The sessions Redis's values opened to: Redis is asked at every request, and only
+    /// the same bytes as before are not decrypted again.
+    sessions: OpenedCache<Opened>,
     /// How long the sid/sub indexes are kept: the longest a session lives.
     lifetime: Duration,
 }
@@ -208,6 +213,8 @@ impl RedisStore {
             link: Link::new(redis)?,
             codec: Codec::new("portcullis-redis-session", secrets),
             cookie,
+            handles: OpenedCache::new(),
+            sessions: OpenedCache::new(),
             lifetime,
         })
     }
@@ -275,11 +282,15 @@ impl RedisStore {
     }
 
     /// The session `id`, if it is stored (and opens).
-    async fn get(&self, id: &str) -> Result<Option<SessionData>, StoreUnavailable> {
+    async fn get(&self, id: &str) -> Result<Option<Opened>, StoreUnavailable> {
         let mut pipe = redis::pipe();
         pipe.get(Self::key("session", id));
         let (sealed,): (Option<String>,) = self.run("get", &pipe).await?;
-        Ok(sealed.and_then(|s| self.codec.open_one(&s)))
+        Ok(sealed.and_then(|s| {
+            self.sessions.open(&s, |s| {
+                self.codec.open_one::<SessionData>(s).map(Opened::from)
+            })
+        }))
     }
 
     async fn delete(&self, id: &str) -> Result<(), StoreUnavailable> {
@@ -337,7 +348,7 @@ impl RedisStore {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
             match self.get(id).await {
-                Ok(Some(d)) if d.tokens_at > tokens_at => return Some(d),
+                Ok(Some(o)) if o.data.tokens_at > tokens_at => return Some((*o.data).clone()),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return None,
             }
@@ -349,8 +360,15 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl SessionStore for RedisStore {
     async fn open(&self, cookies: &[(&str, &str)]) -> Result<Option<Opened>, StoreUnavailable> {
-        match self.cookie.open::<Handle>(cookies.iter().copied()) {
-            Some(handle) => Ok(self.get(&handle.id).await?.map(Opened::from)),
+        let Some(sealed) = self.cookie.sealed_in(cookies.iter().copied()) else {
+            return Ok(None);
+        };
+        let id = self.handles.open(&sealed, |sealed| {
+            let handle = self.cookie.open_one::<Handle>(sealed)?;
+            Some(Arc::from(handle.id))
+        });
+        match id {
+            Some(id) => self.get(&id).await,
             None => Ok(None),
         }
     }
