@@ -283,7 +283,7 @@ pub fn set_forwarded(req: &mut RequestHeader, peer: Peer<'_>, trusted: &[ipnet::
         req.remove_header(&http::header::FORWARDED);
         req.remove_header(&X_REAL_IP);
         set_or_remove(req, "x-forwarded-for", client);
-        set_or_remove(req, "x-forwarded-proto", Some(peer.scheme.to_owned()));
+        set_or_remove(req, "x-forwarded-proto", Some(peer.scheme));
         set_or_remove(req, "x-forwarded-host", host);
         return;
     }

@@ -41,8 +41,10 @@ pub enum Failure {
 
 type Key = [u8; 32];
 
-fn token_key(token: &str) -> Key {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+/// The SHA-256 of a secret value (a token, a sealed cookie): what the caches of verified
+/// tokens and of opened sessions are keyed by, so that they never hold the value itself.
+pub fn cache_key(value: &str) -> Key {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
     let mut k = [0u8; 32];
     k.copy_from_slice(d.as_ref());
     k
@@ -236,7 +238,7 @@ impl Verifier {
     /// Verifies a bearer token (already within `max_token_bytes`).
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, Failure> {
         let now = self.now();
-        let key = token_key(token);
+        let key = cache_key(token);
         let result = if jwt::looks_like_jwt(token) {
             if let Some(hit) = cached(&self.verified, &key, now) {
                 return Ok(hit);

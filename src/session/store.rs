@@ -13,7 +13,7 @@ use super::codec::Codec;
 use super::model::SessionData;
 use super::revocation::Ended;
 use super::token_endpoint::TokenError;
-use crate::auth::verifier::Verified;
+use crate::auth::verifier::{cache_key, Verified};
 
 mod redis;
 
@@ -129,9 +129,7 @@ impl<T: Clone + Send + Sync + 'static> OpenedCache<T> {
 
     /// What `sealed` opens to: kept from an earlier opening, or `open(sealed)`.
     pub(super) fn open(&self, sealed: &str, open: impl FnOnce(&str) -> Option<T>) -> Option<T> {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, sealed.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(d.as_ref());
+        let key = cache_key(sealed);
         if let Some(kept) = self.kept.get(&key) {
             return Some(kept.opened);
         }
